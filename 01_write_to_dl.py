@@ -1,0 +1,41 @@
+"""Step 1: load data/bank-full.csv into the Apache Iceberg table on the local Spark session.
+
+Reads the CSV with an explicit schema, creates the namespace if needed and writes the table with
+create-or-replace semantics: a rerun replaces the data in one new snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from lib.config import load_settings
+from lib.ingest import IngestError, ingest_csv
+from lib.lake import LakeError, spark_session
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = load_settings()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--csv", type=str, default=str(settings.csv_path), help="input CSV (default: %(default)s)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        with spark_session(settings) as spark:
+            result = ingest_csv(spark, settings, args.csv)
+            print(f"table     : {settings.table_ident}")
+            print("schema    :")
+            result.table.printSchema()
+            print(f"rows      : {result.rows:,}")
+            print(f"snapshot  : {result.snapshot_id}")
+            result.table.show(5, truncate=False)
+    except (IngestError, LakeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("next      : open 02_EDA.ipynb, then python 03_train.py")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

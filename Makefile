@@ -1,0 +1,41 @@
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint format check clean clean-all
+
+# Create the venv and install pinned requirements; reinstalls only when requirements change.
+$(STAMP): requirements.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@command -v java >/dev/null 2>&1 || $(PY) -m pip install --quiet -r requirements-jdk.txt
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m lib.demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check lib tests benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format lib tests benchmarks
+
+check: lint test
+
+# Generated state only; the venv stays (clean-all removes it too).
+clean:
+	-@test -x $(PY) && $(PY) -m lib.serving stop 2>/dev/null; true
+	rm -rf lakehouse mlflow.db mlartifacts metrics.db run reports spark-warehouse metastore_db derby.log
+	find data -mindepth 1 -maxdepth 1 ! -name vendor -exec rm -rf {} +
+
+clean-all: clean
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,213 @@
+"""Settings for every script and module, read from the environment in one place.
+
+Nothing here touches the filesystem or global state on import: `load_settings()` only reads
+environment variables and returns a frozen object that callers pass down.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_NAME_RE = re.compile(r"^[a-z0-9_]+$")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the project cannot use."""
+
+
+def sanitize_user(raw: str) -> str:
+    """Lower-case a user name for SQL identifiers; reject anything outside [a-z0-9_].
+
+    Names end up in Spark SQL and MLflow names, so we refuse rather than silently rewrite
+    characters that would make two users collide.
+    """
+    user = raw.strip().lower().replace("-", "_").replace(".", "_")
+    if not user or not _NAME_RE.fullmatch(user):
+        raise ConfigError(
+            f"PROJECT_OWNER={raw!r} is not usable in table names: use only letters, digits and '_'"
+        )
+    return user
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "user"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every path, name and knob the project uses."""
+
+    root: Path
+    user: str
+    data_dir: Path
+    vendor_zip: Path
+    download_url: str
+    # Lakehouse
+    warehouse: str
+    catalog_name: str
+    catalog_type: str
+    catalog_uri: str | None
+    spark_master: str
+    spark_conf: Mapping[str, str]
+    spark_conf_file: Path | None
+    iceberg_spark_jar: Path | None
+    # MLflow
+    mlflow_tracking_uri: str
+    mlflow_registry_uri: str | None
+    mlflow_artifact_location: str | None
+    # Serving
+    serve_host: str
+    serve_port: int
+    run_dir: Path
+    metrics_db_url: str
+    max_batch_records: int
+    max_body_bytes: int
+    # Monitoring
+    reports_dir: Path
+    alert_min_accuracy: float
+    alert_max_psi: float
+    alert_max_p95_latency_ms: float
+    # Jobs
+    jobs_spec: Path
+    jobs_log_dir: Path
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def namespace(self) -> str:
+        return f"bnk_mlops_hol_{self.user}"
+
+    @property
+    def table_name(self) -> str:
+        return f"bank_marketing_{self.user}"
+
+    @property
+    def table_ident(self) -> str:
+        """Fully qualified Spark identifier `catalog.namespace.table`."""
+        return f"{self.catalog_name}.{self.namespace}.{self.table_name}"
+
+    @property
+    def experiment_name(self) -> str:
+        return f"xgb-bank-marketing-{self.user}"
+
+    @property
+    def retrain_experiment_name(self) -> str:
+        return f"xgb-bank-marketing-incremental-{self.user}"
+
+    @property
+    def model_name(self) -> str:
+        return f"bank-promo-{self.user}"
+
+    @property
+    def csv_path(self) -> Path:
+        return self.data_dir / "bank-full.csv"
+
+    @property
+    def batches_dir(self) -> Path:
+        return self.data_dir / "batches"
+
+    @property
+    def serve_url(self) -> str:
+        return f"http://{self.serve_host}:{self.serve_port}"
+
+    @property
+    def access_key_file(self) -> Path:
+        return self.run_dir / "access_key"
+
+
+def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
+    value = env.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={value!r} must be an integer") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={value!r} must be a number") from exc
+
+
+_CATALOG_TYPES = ("hadoop", "rest", "hive", "jdbc")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from environment variables (or the mapping given, for tests)."""
+    env = os.environ if env is None else env
+    root = _path(env, "PROJECT_ROOT", PROJECT_ROOT)
+    user = sanitize_user(env.get("PROJECT_OWNER") or _default_user())
+    data_dir = _path(env, "DATA_DIR", root / "data")
+    catalog_type = env.get("ICEBERG_CATALOG_TYPE", "hadoop").lower()
+    if catalog_type not in _CATALOG_TYPES:
+        raise ConfigError(
+            f"ICEBERG_CATALOG_TYPE={catalog_type!r} is not one of {', '.join(_CATALOG_TYPES)}"
+        )
+    catalog_name = env.get("ICEBERG_CATALOG_NAME", "lake")
+    if not _NAME_RE.fullmatch(catalog_name):
+        raise ConfigError(f"ICEBERG_CATALOG_NAME={catalog_name!r} must match [a-z0-9_]+")
+    warehouse = env.get("ICEBERG_WAREHOUSE") or str(root / "lakehouse" / "warehouse")
+    spark_conf = {
+        key.removeprefix("SPARK_CONF_").lower().replace("__", "-").replace("_", "."): value
+        for key, value in env.items()
+        if key.startswith("SPARK_CONF_") and key != "SPARK_CONF_FILE"
+    }
+    conf_file = env.get("SPARK_CONF_FILE")
+    jar = env.get("ICEBERG_SPARK_JAR")
+    mlflow_uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
+    artifact_location = env.get("MLFLOW_ARTIFACT_LOCATION")
+    if artifact_location is None and mlflow_uri.startswith("sqlite:"):
+        artifact_location = (root / "mlartifacts").as_uri()
+    run_dir = _path(env, "SERVE_RUN_DIR", root / "run")
+    return Settings(
+        root=root,
+        user=user,
+        data_dir=data_dir,
+        vendor_zip=_path(env, "BANK_VENDOR_ZIP", root / "data" / "vendor" / "bank.zip"),
+        download_url=env.get(
+            "BANK_DATA_URL",
+            "https://archive.ics.uci.edu/ml/machine-learning-databases/00222/bank.zip",
+        ),
+        warehouse=warehouse,
+        catalog_name=catalog_name,
+        catalog_type=catalog_type,
+        catalog_uri=env.get("ICEBERG_CATALOG_URI") or None,
+        spark_master=env.get("SPARK_MASTER", "local[*]"),
+        spark_conf=spark_conf,
+        spark_conf_file=Path(conf_file).expanduser() if conf_file else None,
+        iceberg_spark_jar=Path(jar).expanduser() if jar else None,
+        mlflow_tracking_uri=mlflow_uri,
+        mlflow_registry_uri=env.get("MLFLOW_REGISTRY_URI") or None,
+        mlflow_artifact_location=artifact_location,
+        serve_host=env.get("SERVE_HOST", "127.0.0.1"),
+        serve_port=_int(env, "SERVE_PORT", 8808),
+        run_dir=run_dir,
+        metrics_db_url=env.get("METRICS_DB_URL") or f"sqlite:///{root / 'metrics.db'}",
+        max_batch_records=_int(env, "SERVE_MAX_BATCH", 1000),
+        max_body_bytes=_int(env, "SERVE_MAX_BODY_BYTES", 1_000_000),
+        reports_dir=_path(env, "REPORTS_DIR", root / "reports"),
+        alert_min_accuracy=_float(env, "ALERT_MIN_ACCURACY", 0.85),
+        alert_max_psi=_float(env, "ALERT_MAX_PSI", 0.2),
+        alert_max_p95_latency_ms=_float(env, "ALERT_MAX_P95_LATENCY_MS", 50.0),
+        jobs_spec=_path(env, "JOBS_SPEC", root / "jobs.yaml"),
+        jobs_log_dir=_path(env, "JOBS_LOG_DIR", root / "run" / "jobs"),
+    )

@@ -1,0 +1,114 @@
+"""The logged model: an XGBoost booster plus the feature encoding, as one MLflow pyfunc.
+
+Preprocessing travels inside the model (this class and `lib.features`, shipped as MLflow
+`code_paths`), so `mlflow models serve` and `mlflow.pyfunc.load_model` take raw records with
+string categories. Our own server calls `predict_records` / `contributions` on the same object:
+one encoding, no second implementation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from lib.features import FeatureSet, encode_frame, encode_records
+
+BOOSTER_FILE = "booster.ubj"
+SPEC_FILE = "feature_spec.json"
+
+
+def save_artifacts(booster: xgb.Booster, features: FeatureSet, threshold: float, out: Path) -> dict[str, str]:
+    """Write the booster and feature spec; return the artifacts mapping for `log_model`."""
+    out.mkdir(parents=True, exist_ok=True)
+    booster.save_model(out / BOOSTER_FILE)
+    spec = {**features.to_dict(), "threshold": threshold}
+    (out / SPEC_FILE).write_text(json.dumps(spec, indent=2))
+    return {"booster": str(out / BOOSTER_FILE), "feature_spec": str(out / SPEC_FILE)}
+
+
+class BankModel(mlflow.pyfunc.PythonModel):
+    """Raw records in; probability of subscribing and a 0/1 prediction out."""
+
+    booster: xgb.Booster
+    features: FeatureSet
+    threshold: float
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        self.load(Path(context.artifacts["booster"]), Path(context.artifacts["feature_spec"]))
+
+    def load(self, booster_path: Path, spec_path: Path) -> None:
+        spec = json.loads(spec_path.read_text())
+        self.features = FeatureSet.from_dict(spec)
+        self.threshold = float(spec["threshold"])
+        self.booster = xgb.Booster()
+        self.booster.load_model(booster_path)
+        self.booster.set_param({"nthread": 1})
+
+    def _proba(self, matrix: np.ndarray) -> np.ndarray:
+        return self.booster.inplace_predict(matrix, validate_features=False)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        proba = self._proba(encode_frame(model_input, self.features))
+        return pd.DataFrame(
+            {"prediction": (proba >= self.threshold).astype(np.int64), "probability": proba.astype(np.float64)}
+        )
+
+    def predict_records(self, records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """Validated dict records → (probabilities, 0/1 predictions); the serving hot path."""
+        proba = self._proba(encode_records(records, self.features))
+        return proba, (proba >= self.threshold).astype(np.int64)
+
+    def contributions(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
+        """Per-feature SHAP contributions (log-odds) from XGBoost's TreeSHAP, plus the bias."""
+        matrix = encode_records(records, self.features)
+        dm = xgb.DMatrix(matrix, feature_names=list(self.features.columns),
+                         feature_types=self.features.feature_types, enable_categorical=True)
+        contribs = self.booster.predict(dm, pred_contribs=True)
+        names = [*self.features.columns, "bias"]
+        return [dict(zip(names, map(float, row), strict=True)) for row in contribs]
+
+
+PIP_REQUIREMENTS_PACKAGES = ("mlflow", "xgboost-cpu", "numpy", "pandas", "scikit-learn")
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of the running environment, given explicitly so MLflow does not
+    spend seconds inferring them per logged model."""
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in PIP_REQUIREMENTS_PACKAGES]
+
+
+def log_bank_model(
+    booster: xgb.Booster,
+    features: FeatureSet,
+    input_example: pd.DataFrame,
+    workdir: Path,
+    threshold: float = 0.5,
+    name: str = "model",
+) -> mlflow.models.model.ModelInfo:
+    """Log the booster + encoding as a pyfunc in the active run; servable by `mlflow models serve`."""
+    from mlflow.models import infer_signature
+
+    import lib
+
+    artifacts = save_artifacts(booster, features, threshold, workdir)
+    model = BankModel()
+    model.load(Path(artifacts["booster"]), Path(artifacts["feature_spec"]))
+    signature = infer_signature(input_example, model.predict(None, input_example))
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=model,
+        artifacts=artifacts,
+        code_paths=[str(Path(lib.__file__).parent)],
+        signature=signature,
+        input_example=input_example,
+        pip_requirements=pip_requirements(),
+    )

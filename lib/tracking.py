@@ -1,0 +1,33 @@
+"""MLflow wiring: tracking/registry URIs and experiments, from settings only.
+
+The default is a SQLite store at `<root>/mlflow.db` with artifacts under `<root>/mlartifacts`,
+so runs and the Model Registry work with no server; MLFLOW_TRACKING_URI points at a real one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from lib.config import Settings
+
+
+def configure_mlflow(settings: Settings) -> MlflowClient:
+    """Point the MLflow fluent API at the configured store and return a client for it."""
+    if settings.mlflow_tracking_uri.startswith("sqlite:///"):
+        Path(settings.mlflow_tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    if settings.mlflow_registry_uri:
+        mlflow.set_registry_uri(settings.mlflow_registry_uri)
+    return MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
+
+
+def ensure_experiment(settings: Settings, name: str) -> str:
+    """Return the experiment id, creating it with the configured artifact root if needed."""
+    client = configure_mlflow(settings)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=settings.mlflow_artifact_location)
