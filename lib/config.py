@@ -46,7 +46,7 @@ def _default_user() -> str:
 class Settings:
     """Every path, name and knob the project uses."""
 
-    root: Path
+    root: Path  # where generated state lives; the code (and vendored data) stays at PROJECT_ROOT
     user: str
     data_dir: Path
     vendor_zip: Path
@@ -182,7 +182,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         root=root,
         user=user,
         data_dir=data_dir,
-        vendor_zip=_path(env, "BANK_VENDOR_ZIP", root / "data" / "vendor" / "bank.zip"),
+        vendor_zip=_path(env, "BANK_VENDOR_ZIP", PROJECT_ROOT / "data" / "vendor" / "bank.zip"),
         download_url=env.get(
             "BANK_DATA_URL",
             "https://archive.ics.uci.edu/ml/machine-learning-databases/00222/bank.zip",
@@ -208,6 +208,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         alert_min_accuracy=_float(env, "ALERT_MIN_ACCURACY", 0.85),
         alert_max_psi=_float(env, "ALERT_MAX_PSI", 0.2),
         alert_max_p95_latency_ms=_float(env, "ALERT_MAX_P95_LATENCY_MS", 50.0),
-        jobs_spec=_path(env, "JOBS_SPEC", root / "jobs.yaml"),
+        jobs_spec=_path(env, "JOBS_SPEC", PROJECT_ROOT / "jobs.yaml"),
         jobs_log_dir=_path(env, "JOBS_LOG_DIR", root / "run" / "jobs"),
     )
