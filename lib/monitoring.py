@@ -79,7 +79,9 @@ def prepare_log(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("event_ts", kind="stable").reset_index(drop=True)
 
 
-def classification_metrics(labels: Sequence[int], predictions: Sequence[int], probabilities: Sequence[float]) -> dict[str, float]:
+def classification_metrics(
+    labels: Sequence[int], predictions: Sequence[int], probabilities: Sequence[float]
+) -> dict[str, float]:
     """Accuracy, precision, recall, F1 and ROC AUC of labelled rows; NaN where undefined.
 
     Precision without a positive prediction, recall without a positive label and AUC with one
@@ -118,7 +120,9 @@ def summarize(df: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def performance_by_window(df: pd.DataFrame, freq: str = DEFAULT_FREQ, by_version: bool = True) -> pd.DataFrame:
+def performance_by_window(
+    df: pd.DataFrame, freq: str = DEFAULT_FREQ, by_version: bool = True
+) -> pd.DataFrame:
     """One row per event-time window (and model version): volume, quality and latency.
 
     `freq` is a pandas offset alias ("1D", "6h"); windows start at `event_ts.floor(freq)`.
@@ -150,7 +154,9 @@ def deployments(df: pd.DataFrame) -> pd.DataFrame:
     return out.loc[:, ["model_version", "first_event_ts"]]
 
 
-def select_window(df: pd.DataFrame, window_hours: float | None = None, last: int | None = None) -> pd.DataFrame:
+def select_window(
+    df: pd.DataFrame, window_hours: float | None = None, last: int | None = None
+) -> pd.DataFrame:
     """The most recent slice of the log by event time: the last `window_hours` or `last` rows.
 
     The window ends at the newest event, not at the wall clock, so a simulated period that lies
@@ -206,7 +212,9 @@ def bin_counts(values: Sequence[float], edges: Sequence[float]) -> np.ndarray:
     return np.bincount(np.clip(idx, 0, n_bins - 1), minlength=n_bins)
 
 
-def numeric_drift(values: Sequence[float], reference: Mapping[str, Any], eps: float = EPSILON) -> dict[str, float]:
+def numeric_drift(
+    values: Sequence[float], reference: Mapping[str, Any], eps: float = EPSILON
+) -> dict[str, float]:
     """PSI on the reference bins plus a two-sample KS test against the reference sample."""
     x = pd.to_numeric(pd.Series(values), errors="raise").dropna().to_numpy(dtype=float)
     if len(x) == 0:
@@ -251,9 +259,17 @@ def drift_table(df: pd.DataFrame, profile: Mapping[str, Any], threshold: float) 
         rows.append({"feature": col, "kind": "numeric", **numeric_drift(df[col], ref)})
     for col, ref in categorical.items():
         score = categorical_psi(df[col], ref["frequencies"])
-        rows.append({"feature": col, "kind": "categorical", "psi": score, "ks_stat": math.nan, "ks_pvalue": math.nan})
+        rows.append(
+            {"feature": col, "kind": "categorical", "psi": score, "ks_stat": math.nan, "ks_pvalue": math.nan}
+        )
     if profile.get("prediction"):
-        rows.append({"feature": PREDICTION_FEATURE, "kind": "prediction", **numeric_drift(df["probability"], profile["prediction"])})
+        rows.append(
+            {
+                "feature": PREDICTION_FEATURE,
+                "kind": "prediction",
+                **numeric_drift(df["probability"], profile["prediction"]),
+            }
+        )
     out = pd.DataFrame(rows, columns=list(DRIFT_COLUMNS[:-1]))
     out["drifted"] = out["psi"] > threshold
     return out.sort_values("psi", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
@@ -283,7 +299,9 @@ def _rule(name: str, value: float, threshold: float, fires: bool, detail: str = 
     return AlertResult(name, FIRING if fires else OK, float(value), threshold, detail)
 
 
-def evaluate_alerts(window: pd.DataFrame, drift: pd.DataFrame | None, settings: Settings) -> list[AlertResult]:
+def evaluate_alerts(
+    window: pd.DataFrame, drift: pd.DataFrame | None, settings: Settings
+) -> list[AlertResult]:
     """Apply the alert thresholds from settings to one window of the log and its drift table.
 
     Rules: accuracy below `alert_min_accuracy` (labelled rows only), largest feature PSI and
@@ -294,11 +312,19 @@ def evaluate_alerts(window: pd.DataFrame, drift: pd.DataFrame | None, settings: 
     accuracy = stats["accuracy"]
     p95 = stats["latency_p95_ms"]
     results = [
-        _rule("accuracy", accuracy, settings.alert_min_accuracy, accuracy < settings.alert_min_accuracy,
-              f"{stats['labeled']} labelled of {stats['requests']}"),
-    ]  # fmt: skip
+        _rule(
+            "accuracy",
+            accuracy,
+            settings.alert_min_accuracy,
+            accuracy < settings.alert_min_accuracy,
+            f"{stats['labeled']} labelled of {stats['requests']}",
+        ),
+    ]
     drift = drift if drift is not None else pd.DataFrame(columns=list(DRIFT_COLUMNS))
-    for name, kinds in (("data_drift_psi", ("numeric", "categorical")), ("prediction_drift_psi", ("prediction",))):
+    for name, kinds in (
+        ("data_drift_psi", ("numeric", "categorical")),
+        ("prediction_drift_psi", ("prediction",)),
+    ):
         part = drift[drift["kind"].isin(kinds)].dropna(subset=["psi"])
         if part.empty:
             results.append(_rule(name, math.nan, settings.alert_max_psi, False))
@@ -308,15 +334,29 @@ def evaluate_alerts(window: pd.DataFrame, drift: pd.DataFrame | None, settings: 
         detail = f"drifted: {', '.join(over)}" if over else f"largest: {top['feature']}"
         results.append(_rule(name, float(top["psi"]), settings.alert_max_psi, bool(over), detail))
     results.append(
-        _rule("p95_latency_ms", p95, settings.alert_max_p95_latency_ms, p95 > settings.alert_max_p95_latency_ms,
-              f"{stats['requests']} requests")
-    )  # fmt: skip
+        _rule(
+            "p95_latency_ms",
+            p95,
+            settings.alert_max_p95_latency_ms,
+            p95 > settings.alert_max_p95_latency_ms,
+            f"{stats['requests']} requests",
+        )
+    )
     return results
 
 
 def alerts_frame(alerts: Sequence[AlertResult]) -> pd.DataFrame:
     return pd.DataFrame(
-        [{"rule": a.name, "status": a.status, "value": a.value, "threshold": a.threshold, "detail": a.detail} for a in alerts],
+        [
+            {
+                "rule": a.name,
+                "status": a.status,
+                "value": a.value,
+                "threshold": a.threshold,
+                "detail": a.detail,
+            }
+            for a in alerts
+        ],
         columns=["rule", "status", "value", "threshold", "detail"],
     )
 
@@ -396,6 +436,8 @@ def build_report(
     """
     log_df = load_log(settings) if predictions is None else prepare_log(predictions)
     window = select_window(log_df, window_hours=window_hours, last=last)
+    if window.empty:
+        raise MonitoringError("no predictions logged yet: run 08_model_simulation.py first")
     current = window.iloc[-1]
     model_name, model_version = str(current["model_name"]), str(current["model_version"])
     profile = reference_profile(settings, model_name, model_version)
@@ -427,14 +469,25 @@ def version_colors(versions: Sequence[str]) -> dict[str, Any]:
 
 def _mark_redeploys(ax: Any, deploy: pd.DataFrame, colors: Mapping[str, Any], label: bool) -> None:
     for row in deploy.iloc[1:].itertuples():
-        ax.axvline(row.first_event_ts, color=colors[row.model_version], linestyle="--", linewidth=1.2,
-                   label=f"redeploy: v{row.model_version}" if label else None)  # fmt: skip
+        ax.axvline(
+            row.first_event_ts,
+            color=colors[row.model_version],
+            linestyle="--",
+            linewidth=1.2,
+            label=f"redeploy: v{row.model_version}" if label else None,
+        )
 
 
 def _plot_by_version(ax: Any, perf: pd.DataFrame, column: str, colors: Mapping[str, Any], **kw: Any) -> None:
     for version, part in perf.groupby("model_version", sort=False):
-        ax.plot(part["window_start"], part[column], marker="o", color=colors[version],
-                label=f"v{version}{kw.get('suffix', '')}", linestyle=kw.get("linestyle", "-"))  # fmt: skip
+        ax.plot(
+            part["window_start"],
+            part[column],
+            marker="o",
+            color=colors[version],
+            label=f"v{version}{kw.get('suffix', '')}",
+            linestyle=kw.get("linestyle", "-"),
+        )
 
 
 def _finish_time_axes(fig: Figure, axes: Sequence[Any]) -> None:
@@ -458,8 +511,15 @@ def plot_traffic(report: MonitoringReport, settings: Settings) -> Figure:
     bottom = pd.Series(0.0, index=sorted(perf["window_start"].unique()))
     for version, part in perf.groupby("model_version", sort=False):
         counts = part.set_index("window_start")["requests"].reindex(bottom.index, fill_value=0)
-        axes[0].bar(bottom.index, counts, width=width, bottom=bottom, color=colors[version], align="edge",
-                    label=f"v{version}")  # fmt: skip
+        axes[0].bar(
+            bottom.index,
+            counts,
+            width=width,
+            bottom=bottom,
+            color=colors[version],
+            align="edge",
+            label=f"v{version}",
+        )
         bottom = bottom + counts
     axes[0].set_ylabel("requests")
     axes[0].set_title(f"Request volume per {report.freq} window")
@@ -508,8 +568,13 @@ def plot_drift(report: MonitoringReport, settings: Settings) -> Figure:
     colors = ["tab:red" if d else "tab:blue" for d in drift["drifted"]]
     labels = [f"{f} ({k[:4]})" for f, k in zip(drift["feature"], drift["kind"], strict=True)]
     ax.barh(labels, drift["psi"], color=colors)
-    ax.axvline(settings.alert_max_psi, color="red", linestyle="--", linewidth=1,
-               label=f"threshold {settings.alert_max_psi:g}")  # fmt: skip
+    ax.axvline(
+        settings.alert_max_psi,
+        color="red",
+        linestyle="--",
+        linewidth=1,
+        label=f"threshold {settings.alert_max_psi:g}",
+    )
     ax.set_xlabel("PSI vs training profile")
     ax.set_title(f"Drift of the recent window, model v{report.model_version}")
     ax.legend(loc="lower right")
@@ -621,9 +686,96 @@ class DashboardFiles:
     html: Path
 
 
-def render_dashboard(report: MonitoringReport, settings: Settings, out_dir: Path | None = None) -> DashboardFiles:
+def render_dashboard(
+    report: MonitoringReport, settings: Settings, out_dir: Path | None = None
+) -> DashboardFiles:
     """Save every chart as PNG and the whole dashboard as HTML under `out_dir` (reports_dir)."""
     out = out_dir or settings.reports_dir
-    figures = {name: save_figure(plot(report, settings), out / f"monitoring_{name}.png") for name, plot in FIGURES.items()}
+    figures = {
+        name: save_figure(plot(report, settings), out / f"monitoring_{name}.png")
+        for name, plot in FIGURES.items()
+    }
     page = write_dashboard_html(report, figures, out / "monitoring_dashboard.html")
     return DashboardFiles(figures=figures, html=page)
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+
+def trigger_retrain(settings: Settings) -> Any:
+    """Start the "Retrain Models" job chain because an alert fired (not because of a schedule)."""
+    from lib.jobs import run_chain
+
+    log.info("alert fired: starting the %r job chain", RETRAIN_CHAIN)
+    return run_chain(settings, RETRAIN_CHAIN, trigger="alert")
+
+
+def _add_window_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--window-hours",
+        type=float,
+        default=None,
+        help=f"judge the last H hours of event time (default {DEFAULT_WINDOW_HOURS:g})",
+    )
+    group.add_argument("--last", type=int, default=None, help="judge the last N predictions instead")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lib.monitoring",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="evaluate the alert rules on the recent window")
+    _add_window_args(check)
+    check.add_argument(
+        "--trigger-retrain",
+        action="store_true",
+        help=f"start the {RETRAIN_CHAIN!r} job chain when a rule fires",
+    )
+    report_p = sub.add_parser("report", help="render the dashboard (PNG + HTML) into the reports dir")
+    _add_window_args(report_p)
+    report_p.add_argument(
+        "--freq", default=DEFAULT_FREQ, help="time window of the charts (default %(default)s)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = load_settings()
+    try:
+        if args.command == "report":
+            report = build_report(settings, window_hours=args.window_hours, last=args.last, freq=args.freq)
+            files = render_dashboard(report, settings)
+            print(format_alerts(report.alerts))
+            print(f"dashboard : {files.html}")
+            for path in files.figures.values():
+                print(f"figure    : {path}")
+            return 0
+        report = build_report(settings, window_hours=args.window_hours, last=args.last)
+    except MonitoringError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    w = report.window
+    print(
+        f"window    : {w['event_ts'].min():%Y-%m-%d %H:%M} .. {w['event_ts'].max():%Y-%m-%d %H:%M} UTC, "
+        f"{len(w):,} predictions, model {report.model_name} v{report.model_version}"
+    )
+    print(format_alerts(report.alerts))
+    if not report.firing:
+        print("status    : no alert firing")
+        return 0
+    print(f"status    : FIRING ({', '.join(a.name for a in report.firing)})")
+    if args.trigger_retrain:
+        result = trigger_retrain(settings)
+        print(f"retrain   : {result}")
+        if not getattr(result, "ok", False):
+            print(f"error: the {RETRAIN_CHAIN!r} chain failed; see {settings.jobs_log_dir}", file=sys.stderr)
+            return 1
+    else:
+        print("next      : python -m lib.monitoring check --trigger-retrain (or python 06_retrain.py)")
+    return EXIT_FIRING
+
+
+if __name__ == "__main__":
+    sys.exit(main())
