@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,11 +40,10 @@ from lib.features import (
 )
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
-LATEST_POINTER = "latest.json"
 PERTURBATION = 0.10  # numeric values move by up to ±10%
 APPEND_LOCK_TIMEOUT_S = 600.0
 _MAX_EXAMPLES = 3
@@ -136,17 +136,25 @@ def _drift_contacts(batch: pd.DataFrame, rng: np.random.Generator) -> pd.DataFra
 
 @dataclass(frozen=True)
 class DriftScenario:
+    """A named shift: `apply(batch, rng)` returns the shifted batch; `features` are the raw
+    columns it moves (what monitoring should flag)."""
+
     description: str
     apply: Callable[[pd.DataFrame, np.random.Generator], pd.DataFrame]
+    features: tuple[str, ...] = ()
 
 
 DRIFT_SCENARIOS: dict[str, DriftScenario] = {
     "none": DriftScenario("no drift: the batch looks like the current table", _drift_none),
-    "age": DriftScenario("older customers: age +12..25 years", _drift_age),
-    "month": DriftScenario("another month mix: an autumn/winter campaign instead of May-heavy", _drift_month),
-    "balance": DriftScenario("higher balances: x1.5-3 plus 1,500-6,000 EUR", _drift_balance),
+    "age": DriftScenario("older customers: age +12..25 years", _drift_age, ("age",)),
+    "month": DriftScenario(
+        "another month mix: an autumn/winter campaign instead of May-heavy", _drift_month, ("month",)
+    ),
+    "balance": DriftScenario("higher balances: x1.5-3 plus 1,500-6,000 EUR", _drift_balance, ("balance",)),
     "contacts": DriftScenario(
-        "more contacts: campaign +2..6, half of the new customers contacted before", _drift_contacts
+        "more contacts: campaign +2..6, half of the never-contacted customers contacted before",
+        _drift_contacts,
+        ("campaign", "pdays", "previous", "poutcome"),
     ),
 }
 
@@ -193,7 +201,7 @@ def _numeric_problem(col: str, values: pd.Series, had_nulls: bool) -> str | None
         values = values.astype("int64")  # the nulls (reported) turned the int column into float
     if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_integer_dtype(values):
         if pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values):
-            bad = values[pd.to_numeric(values, errors="coerce").isna()]
+            bad = values[~values.astype(str).str.fullmatch(r"-?\d+")]
             hint = f" (e.g. {_examples(bad)})" if len(bad) else ""
             return f"{col}: wrong type, expected integer, got text{hint}"
         return f"{col}: wrong type, expected integer, got {values.dtype}"
@@ -283,11 +291,9 @@ class AppendResult:
     csv_path: Path
 
 
-def _check_table_schema(spark: SparkSession, settings: Settings) -> None:
+def _check_table_schema(spark: SparkSession, settings: Settings, frame: DataFrame) -> None:
     """The table must still have the raw schema the batch is written with."""
-    from pyspark.sql.types import StructType
-
-    expected = [(f.name, f.dataType.simpleString()) for f in StructType.fromDDL(spark_ddl()).fields]
+    expected = [(f.name, f.dataType.simpleString()) for f in frame.schema.fields]
     actual = [(f.name, f.dataType.simpleString()) for f in spark.table(settings.table_ident).schema.fields]
     if actual != expected:
         raise BatchError(
@@ -302,23 +308,46 @@ def _atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _batch_csv_text(df: pd.DataFrame) -> str:
-    """UCI format: ';'-separated, text quoted, so `--from-file` and lib.dataset.read_csv read it back."""
-    return df.loc[:, list(RAW_COLUMNS)].to_csv(sep=";", index=False, quoting=csv.QUOTE_NONNUMERIC)
+def write_batch_csv(df: pd.DataFrame, path: Path) -> Path:
+    """Write a batch in the UCI format (';'-separated, text quoted) atomically, so `--from-file`
+    and lib.dataset.read_csv read it back unchanged."""
+    text = df.loc[:, list(RAW_COLUMNS)].to_csv(sep=";", index=False, quoting=csv.QUOTE_NONNUMERIC)
+    _atomic_write_text(path, text)
+    return path
+
+
+def append_lock_path(settings: Settings) -> Path:
+    """The file lock that serializes appends to the table from processes on this machine."""
+    return settings.run_dir / "locks" / f"append-{settings.namespace}.{settings.table_name}.lock"
 
 
 def _append_lock(settings: Settings):  # noqa: ANN202 - filelock.FileLock
     from filelock import FileLock
 
-    lock_dir = settings.run_dir / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    return FileLock(lock_dir / f"append-{settings.namespace}.{settings.table_name}.lock")
+    path = append_lock_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(path)
+
+
+def _write_pointer(
+    settings: Settings, csv_path: Path, snapshot_id: int, parent_id: int, label: str, rows: int
+) -> None:
+    pointer = {
+        "path": csv_path.name,
+        "snapshot_id": snapshot_id,
+        "parent_id": parent_id,
+        "label": label,
+        "rows": rows,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    _atomic_write_text(latest_pointer(settings), json.dumps(pointer, indent=2))
 
 
 def append_batch(
@@ -343,46 +372,40 @@ def append_batch(
 
     validate_batch(batch, allow_new_categories=allow_new_categories)
     require_table(spark, settings)
-    _check_table_schema(spark, settings)
-    settings.batches_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=settings.batches_dir, prefix=".batch.", suffix=".csv.part")
-    tmp = Path(tmp_name)
+    tmp = settings.batches_dir / f".pending-{uuid.uuid4().hex}.csv"
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(_batch_csv_text(batch))
+        write_batch_csv(batch, tmp)
         frame = spark.createDataFrame(batch.loc[:, list(RAW_COLUMNS)], schema=spark_ddl())
+        _check_table_schema(spark, settings, frame)
         try:
             with _append_lock(settings).acquire(timeout=lock_timeout):
                 parent_id = current_snapshot_id(spark, settings)
                 rows_before = get_snapshot(spark, settings, parent_id).total_records
                 snapshot_id = append(spark, settings, frame)
                 rows_after = get_snapshot(spark, settings, snapshot_id).total_records
+                csv_path = settings.batches_dir / f"batch_{snapshot_id}_{label}.csv"
+                os.replace(tmp, csv_path)
+                _write_pointer(settings, csv_path, snapshot_id, parent_id, label, len(batch))
         except Timeout as exc:
             raise BatchError(
                 f"another append to {settings.table_ident} held the lock for {lock_timeout:.0f}s; "
                 "nothing appended, try again when it has finished"
             ) from exc
-        csv_path = settings.batches_dir / f"batch_{snapshot_id}_{label}.csv"
-        os.replace(tmp, csv_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    pointer = {
-        "path": csv_path.name,
-        "snapshot_id": snapshot_id,
-        "parent_id": parent_id,
-        "label": label,
-        "rows": len(batch),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    _atomic_write_text(settings.batches_dir / LATEST_POINTER, json.dumps(pointer, indent=2))
     log.info("appended %d rows to %s as snapshot %d", len(batch), settings.table_ident, snapshot_id)
     return AppendResult(len(batch), rows_before, rows_after, snapshot_id, parent_id, csv_path)
 
 
+def latest_pointer(settings: Settings) -> Path:
+    """A small JSON file naming the table's latest batch (one per table: users can share a root)."""
+    return settings.batches_dir / f"latest_{settings.table_name}.json"
+
+
 def latest_batch_path(settings: Settings) -> Path:
     """The CSV of the most recently appended batch (for the traffic simulator)."""
-    pointer = settings.batches_dir / LATEST_POINTER
+    pointer = latest_pointer(settings)
     if not pointer.is_file():
         raise BatchError(f"no batch recorded in {settings.batches_dir}: run 05_newbatch.py first")
     try:
@@ -392,3 +415,30 @@ def latest_batch_path(settings: Settings) -> Path:
     if not path.is_file():
         raise BatchError(f"latest batch {path} is missing: run 05_newbatch.py first")
     return path
+
+
+def load_source(settings: Settings) -> tuple[pd.DataFrame, int]:
+    """The current table as pandas plus its snapshot id, read with pyiceberg (no JVM needed)."""
+    from lib.lake import LakeError, open_table
+
+    table = open_table(settings)
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        raise LakeError(f"table {settings.table_ident} has no snapshot yet: run 01_write_to_dl.py first")
+    return table.scan(snapshot_id=snapshot.snapshot_id).to_pandas(), int(snapshot.snapshot_id)
+
+
+def validate_training_data(df: pd.DataFrame, where: str) -> None:
+    """Retraining refuses data that 05 would have rejected (e.g. a category let in with
+    --allow-new-categories): the model would silently treat it as missing. The message says how
+    to get back to good data."""
+    try:
+        validate_batch(df)
+    except BatchError as exc:
+        listing = "; ".join(exc.problems)
+        raise BatchError(
+            f"training data {where} breaks the feature definition: {listing}. "
+            "Find the last good snapshot (python -m lib.lake snapshots), roll back "
+            "(python -m lib.lake rollback --to ID) or train on it (--snapshot ID)",
+            exc.problems,
+        ) from exc

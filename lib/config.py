@@ -80,6 +80,9 @@ class Settings:
     jobs_spec: Path
     jobs_log_dir: Path
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Serving: champion-alias polling interval (0 = off) and the redeploy gate's tolerance
+    serve_watch_seconds: float = 0.0
+    gate_tolerance: float = 0.01
 
     @property
     def namespace(self) -> str:
@@ -159,9 +162,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     data_dir = _path(env, "DATA_DIR", root / "data")
     catalog_type = env.get("ICEBERG_CATALOG_TYPE", "hadoop").lower()
     if catalog_type not in _CATALOG_TYPES:
-        raise ConfigError(
-            f"ICEBERG_CATALOG_TYPE={catalog_type!r} is not one of {', '.join(_CATALOG_TYPES)}"
-        )
+        raise ConfigError(f"ICEBERG_CATALOG_TYPE={catalog_type!r} is not one of {', '.join(_CATALOG_TYPES)}")
     catalog_name = env.get("ICEBERG_CATALOG_NAME", "lake")
     if not _NAME_RE.fullmatch(catalog_name):
         raise ConfigError(f"ICEBERG_CATALOG_NAME={catalog_name!r} must match [a-z0-9_]+")
@@ -210,4 +211,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         alert_max_p95_latency_ms=_float(env, "ALERT_MAX_P95_LATENCY_MS", 50.0),
         jobs_spec=_path(env, "JOBS_SPEC", PROJECT_ROOT / "jobs.yaml"),
         jobs_log_dir=_path(env, "JOBS_LOG_DIR", root / "run" / "jobs"),
+        serve_watch_seconds=_float(env, "SERVE_WATCH_SECONDS", 0.0),
+        gate_tolerance=_float(env, "GATE_TOLERANCE", 0.01),
     )

@@ -48,14 +48,19 @@ def demo_steps(settings: Settings, drift: str, requests: int) -> list[Step]:
         Step("01 write to the Iceberg lake", [py, "01_write_to_dl.py"]),
         Step("03 train 12 tracked runs", [py, "03_train.py"]),
         Step("04 register + deploy the endpoint", [py, "04_api_deployment.py"]),
-        Step("08 baseline traffic", [py, "08_model_simulation.py", "--requests", str(requests), "--source", "table"]),
+        Step(
+            "08 baseline traffic",
+            [py, "08_model_simulation.py", "--requests", str(requests), "--source", "table"],
+        ),
         Step("jobs: New Batch → Retrain → Redeploy", [py, "-m", "lib.jobs", "run", "New Batch"]),
         Step(
             f"08 drifted traffic ({drift})",
             [py, "08_model_simulation.py", "--requests", str(requests), "--drift", drift],
         ),
-        Step("09 dashboard → HTML", [py, "-m", "lib.notebooks", notebook,
-                                      "--out", str(settings.reports_dir / notebook)]),  # fmt: skip
+        Step(
+            "09 dashboard → HTML",
+            [py, "-m", "lib.notebooks", notebook, "--out", str(settings.reports_dir / notebook)],
+        ),  # fmt: skip
         Step(
             "monitoring check",
             [py, "-m", "lib.monitoring", "check"],
@@ -99,7 +104,9 @@ def state_summary(settings: Settings) -> list[str]:
         lines.append(f"experiment  {name}: {len(runs)} runs")
     versions = client.search_model_versions(f"name='{settings.model_name}'")
     champion = client.get_model_version_by_alias(settings.model_name, "champion")
-    lines.append(f"model       {settings.model_name}: {len(versions)} versions, champion = v{champion.version}")
+    lines.append(
+        f"model       {settings.model_name}: {len(versions)} versions, champion = v{champion.version}"
+    )
     ep = endpoint(settings)
     lines.append(f"endpoint    {ep.url} (key in {settings.access_key_file})")
     reports = sorted(p.name for p in settings.reports_dir.glob("*")) if settings.reports_dir.exists() else []

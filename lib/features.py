@@ -25,8 +25,18 @@ RAW_COLUMNS: tuple[str, ...] = (
 NUMERIC: tuple[str, ...] = ("age", "balance", "day", "duration", "campaign", "pdays", "previous")
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "job": (
-        "admin.", "blue-collar", "entrepreneur", "housemaid", "management", "retired",
-        "self-employed", "services", "student", "technician", "unemployed", "unknown",
+        "admin.",
+        "blue-collar",
+        "entrepreneur",
+        "housemaid",
+        "management",
+        "retired",
+        "self-employed",
+        "services",
+        "student",
+        "technician",
+        "unemployed",
+        "unknown",
     ),  # fmt: skip
     "marital": ("divorced", "married", "single"),
     "education": ("primary", "secondary", "tertiary", "unknown"),
@@ -176,6 +186,8 @@ def labels_to_int(values: Iterable[str]) -> np.ndarray:
 
 def input_example(df: pd.DataFrame, features: FeatureSet, n: int = 2) -> pd.DataFrame:
     """A few raw rows restricted to model columns, typed as a request would send them."""
-    return df.loc[:, list(features.columns)].head(n).astype(
-        {c: "int64" if c in NUMERIC else "object" for c in features.columns}
+    return (
+        df.loc[:, list(features.columns)]
+        .head(n)
+        .astype({c: "int64" if c in NUMERIC else "object" for c in features.columns})
     )

@@ -220,8 +220,7 @@ def current_snapshot_id(spark: SparkSession, settings: Settings) -> int:
     """The snapshot the table points at now (after a rollback this is not the newest one)."""
     _refresh(spark, settings)
     row = spark.sql(
-        f"SELECT snapshot_id FROM {settings.table_ident}.history "
-        f"ORDER BY made_current_at DESC LIMIT 1"
+        f"SELECT snapshot_id FROM {settings.table_ident}.history ORDER BY made_current_at DESC LIMIT 1"
     ).first()
     if row is None:
         raise LakeError(f"table {settings.table_ident} has no snapshot yet")

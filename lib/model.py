@@ -57,7 +57,10 @@ class BankModel(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         proba = self._proba(encode_frame(model_input, self.features))
         return pd.DataFrame(
-            {"prediction": (proba >= self.threshold).astype(np.int64), "probability": proba.astype(np.float64)}
+            {
+                "prediction": (proba >= self.threshold).astype(np.int64),
+                "probability": proba.astype(np.float64),
+            }
         )
 
     def predict_records(self, records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
@@ -68,8 +71,12 @@ class BankModel(mlflow.pyfunc.PythonModel):
     def contributions(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
         """Per-feature SHAP contributions (log-odds) from XGBoost's TreeSHAP, plus the bias."""
         matrix = encode_records(records, self.features)
-        dm = xgb.DMatrix(matrix, feature_names=list(self.features.columns),
-                         feature_types=self.features.feature_types, enable_categorical=True)
+        dm = xgb.DMatrix(
+            matrix,
+            feature_names=list(self.features.columns),
+            feature_types=self.features.feature_types,
+            enable_categorical=True,
+        )
         contribs = self.booster.predict(dm, pred_contribs=True)
         names = [*self.features.columns, "bias"]
         return [dict(zip(names, map(float, row), strict=True)) for row in contribs]

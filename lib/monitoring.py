@@ -38,13 +38,19 @@ from scipy.stats import ks_2samp
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
 from lib.config import Settings, load_settings
+from lib.profile import OTHER, bin_counts
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from lib.jobs import ChainResult
+
 log = logging.getLogger(__name__)
 
 EPSILON = 1e-4  # share given to an empty bin so PSI stays finite
+# Added to every live bin count (Jeffreys prior): a window of ~150 requests leaves rare bins
+# empty by chance, and EPSILON alone would turn each of them into a false drift signal.
+LIVE_PSEUDO_COUNT = 0.5
 PREDICTION_FEATURE = "probability"
 DEFAULT_FREQ = "1D"
 DEFAULT_WINDOW_HOURS = 24.0
@@ -198,28 +204,16 @@ def psi(expected: Sequence[float], actual: Sequence[float], eps: float = EPSILON
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def bin_counts(values: Sequence[float], edges: Sequence[float]) -> np.ndarray:
-    """Counts of `values` in the reference bins given by `edges` (len(edges) - 1 bins).
-
-    Interior edges split bins as `np.histogram` does (left-closed); the outer bins are open so a
-    value beyond the training range still lands in the first or last bin instead of vanishing.
-    """
-    cuts = np.asarray(edges, dtype=float)
-    if cuts.ndim != 1 or len(cuts) < 2:
-        raise MonitoringError(f"reference profile needs at least two bin edges, got {len(cuts)}")
-    n_bins = len(cuts) - 1
-    idx = np.searchsorted(cuts[1:-1], np.asarray(values, dtype=float), side="right")
-    return np.bincount(np.clip(idx, 0, n_bins - 1), minlength=n_bins)
-
-
 def numeric_drift(
     values: Sequence[float], reference: Mapping[str, Any], eps: float = EPSILON
 ) -> dict[str, float]:
-    """PSI on the reference bins plus a two-sample KS test against the reference sample."""
+    """PSI on the reference bins (live counts smoothed) plus a two-sample KS test against the
+    reference sample."""
     x = pd.to_numeric(pd.Series(values), errors="raise").dropna().to_numpy(dtype=float)
     if len(x) == 0:
         return {"psi": math.nan, "ks_stat": math.nan, "ks_pvalue": math.nan}
-    score = psi(reference["counts"], bin_counts(x, reference["edges"]), eps)
+    live = np.asarray(bin_counts(x, reference["edges"]), dtype=float) + LIVE_PSEUDO_COUNT  # profile's binning
+    score = psi(reference["counts"], live, eps)
     sample = np.asarray(reference.get("sample") or [], dtype=float)
     if len(sample):
         ks = ks_2samp(x, sample)
@@ -230,13 +224,19 @@ def numeric_drift(
 
 
 def categorical_psi(values: Sequence[Any], frequencies: Mapping[str, float], eps: float = EPSILON) -> float:
-    """PSI over the union of reference and current categories; unseen categories get `eps`."""
-    current = pd.Series(values).dropna().astype(str).value_counts(normalize=True)
+    """PSI over the reference categories, live counts smoothed like numeric bins.
+
+    A live value the reference does not list counts as `__other__` (as the profile files
+    out-of-vocabulary training values); a reference share of zero becomes `eps`.
+    """
+    live = pd.Series(values).dropna().astype(str)
+    live = live.where(live.isin(list(frequencies)), OTHER)
+    current = live.value_counts()
     if current.empty:
         return math.nan
     categories = sorted(set(map(str, frequencies)) | set(current.index))
     expected = [float(frequencies.get(c, 0.0)) for c in categories]
-    actual = [float(current.get(c, 0.0)) for c in categories]
+    actual = [float(current.get(c, 0)) + LIVE_PSEUDO_COUNT for c in categories]
     return psi(expected, actual, eps)
 
 
@@ -374,33 +374,48 @@ def format_alerts(alerts: Sequence[AlertResult]) -> str:
 
 
 def load_log(settings: Settings) -> pd.DataFrame:
-    """The whole prediction log with ground truth, normalised; an error when nothing is logged."""
+    """This project's model's prediction log with ground truth, normalised.
+
+    The metrics database may be shared by several users' models; only `settings.model_name`
+    counts. An empty log is an error naming the script that fills it.
+    """
     from lib.metrics_store import MetricsStore
 
     df = MetricsStore(settings.metrics_db_url).read_predictions()
+    df = df[df["model_name"] == settings.model_name]
     if df.empty:
         raise MonitoringError(
-            f"no predictions logged in {settings.metrics_db_url}: run 08_model_simulation.py first"
+            f"no predictions of {settings.model_name} logged in {settings.metrics_db_url}: "
+            "run 08_model_simulation.py first"
         )
     return prepare_log(df)
 
 
-def reference_profile(settings: Settings, model_name: str, model_version: str) -> dict[str, Any]:
-    """The training profile of the run behind a registered model version."""
-    from mlflow.exceptions import MlflowException
+class _WarningsOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
 
-    from lib.profile import load_profile
-    from lib.tracking import configure_mlflow
 
-    client = configure_mlflow(settings)
-    try:
-        run_id = client.get_model_version(model_name, str(model_version)).run_id
-    except MlflowException as exc:
-        raise MonitoringError(
-            f"model version {model_version} of {model_name} is not in the registry at "
-            f"{settings.mlflow_tracking_uri}: the prediction log and the registry do not match"
-        ) from exc
-    return load_profile(run_id, settings)
+_WARNINGS_ONLY = _WarningsOnly()
+
+
+def reference_profile(settings: Settings, model_version: str) -> dict[str, Any]:
+    """The training profile of the run behind a registered version of the project's model."""
+    # MLflow re-runs its alembic migrations on every SQLite store it opens, and alembic's logging
+    # config switches their INFO lines on; a filter on the logger survives that reconfiguration.
+    logging.getLogger("alembic.runtime.migration").addFilter(_WARNINGS_ONLY)
+    from lib.profile import ProfileError, load_profile
+    from lib.registry import RegistryError, describe
+    from lib.training import quiet_mlflow
+
+    with quiet_mlflow():
+        try:
+            info = describe(settings, model_version)
+            return load_profile(info.run_id, settings)
+        except RegistryError as exc:
+            raise MonitoringError(f"{exc}: the prediction log and the model registry do not match") from exc
+        except ProfileError as exc:
+            raise MonitoringError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -427,20 +442,16 @@ def build_report(
     window_hours: float | None = None,
     last: int | None = None,
     freq: str = DEFAULT_FREQ,
-    predictions: pd.DataFrame | None = None,
 ) -> MonitoringReport:
     """Performance over time, drift of the recent window and the alert verdicts.
 
     Drift compares the recent window with the training profile of the model version that served
     its newest request (the version in production now).
     """
-    log_df = load_log(settings) if predictions is None else prepare_log(predictions)
+    log_df = load_log(settings)
     window = select_window(log_df, window_hours=window_hours, last=last)
-    if window.empty:
-        raise MonitoringError("no predictions logged yet: run 08_model_simulation.py first")
-    current = window.iloc[-1]
-    model_name, model_version = str(current["model_name"]), str(current["model_version"])
-    profile = reference_profile(settings, model_name, model_version)
+    model_version = str(window["model_version"].iloc[-1])
+    profile = reference_profile(settings, model_version)
     served_by_current = window[window["model_version"] == model_version]
     drift = drift_table(served_by_current, profile, settings.alert_max_psi)
     return MonitoringReport(
@@ -450,7 +461,7 @@ def build_report(
         deployments=deployments(log_df),
         drift=drift,
         alerts=evaluate_alerts(window, drift, settings),
-        model_name=model_name,
+        model_name=settings.model_name,
         model_version=model_version,
         freq=freq,
     )
@@ -533,7 +544,7 @@ def plot_traffic(report: MonitoringReport, settings: Settings) -> Figure:
     axes[2].set_title("Prediction (positive) rate")
     for i, ax in enumerate(axes):
         _mark_redeploys(ax, deploy, colors, label=i == 0)
-        ax.legend(loc="best", fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     _finish_time_axes(fig, axes)
     return fig
 
@@ -566,8 +577,10 @@ def plot_drift(report: MonitoringReport, settings: Settings) -> Figure:
     fig = Figure(figsize=(9, max(3.0, 0.35 * len(drift) + 1.5)))
     ax = fig.subplots()
     colors = ["tab:red" if d else "tab:blue" for d in drift["drifted"]]
-    labels = [f"{f} ({k[:4]})" for f, k in zip(drift["feature"], drift["kind"], strict=True)]
-    ax.barh(labels, drift["psi"], color=colors)
+    short = {"numeric": "num", "categorical": "cat", "prediction": "output"}
+    labels = [f"{f} ({short[k]})" for f, k in zip(drift["feature"], drift["kind"], strict=True)]
+    bars = ax.barh(labels, drift["psi"], color=colors)
+    ax.bar_label(bars, fmt="%.3f", padding=3, fontsize=8)
     ax.axvline(
         settings.alert_max_psi,
         color="red",
@@ -586,6 +599,20 @@ def plot_drift(report: MonitoringReport, settings: Settings) -> Figure:
 # --- files -------------------------------------------------------------------------------------
 
 FIGURES = {"traffic": plot_traffic, "quality": plot_quality, "drift": plot_drift}
+DASHBOARD_FILE = "monitoring_dashboard.html"
+READING_GUIDE = (
+    "Time runs along event time; each model version has its own colour and a dashed vertical line "
+    "marks the first request a new version served (a redeploy). Quality metrics are computed only on "
+    "requests whose ground truth has arrived, so the newest windows can lag. Accuracy under the red "
+    "line, PSI bars beyond the dashed threshold (PSI > 0.2 is a significant shift; < 0.1 is stable) "
+    "or p95 latency above its line fire the matching alert; `python -m lib.monitoring check "
+    "--trigger-retrain` then starts the retraining chain."
+)
+
+
+def figure_path(out_dir: Path, name: str) -> Path:
+    """Where the dashboard's chart `name` is saved (one naming scheme for notebook and CLI)."""
+    return out_dir / f"monitoring_{name}.png"
 
 
 @contextmanager
@@ -608,6 +635,10 @@ def save_figure(fig: Figure, path: Path) -> Path:
     return path
 
 
+def _num(value: float, digits: int = 3) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
 def summary_text(report: MonitoringReport) -> str:
     """A few sentences with the current numbers, for the dashboard's written reading."""
     w = report.window
@@ -622,9 +653,9 @@ def summary_text(report: MonitoringReport) -> str:
         f"{', '.join('v' + v for v in versions)} of {report.model_name}; "
         f"{int(report.predictions['label'].notna().sum()):,} have ground truth.",
         f"Recent window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC: {stats['requests']:,} requests, "
-        f"accuracy {stats['accuracy']:.3f} on {stats['labeled']:,} labelled rows, "
-        f"F1 {stats['f1']:.3f}, positive rate {stats['positive_rate']:.3f}, "
-        f"p95 latency {stats['latency_p95_ms']:.1f} ms.",
+        f"accuracy {_num(stats['accuracy'])} on {stats['labeled']:,} labelled rows, "
+        f"F1 {_num(stats['f1'])}, positive rate {_num(stats['positive_rate'])}, "
+        f"p95 latency {_num(stats['latency_p95_ms'], 1)} ms.",
     ]
     if not top.empty:
         lines.append(
@@ -654,6 +685,7 @@ def write_dashboard_html(report: MonitoringReport, figures: Mapping[str, Path], 
         f"<h1>Model monitoring: {html.escape(report.model_name)}</h1>",
         f"<p class='m'>generated {stamp}; serving version v{html.escape(report.model_version)}</p>",
         f"<p>{html.escape(summary_text(report))}</p>",
+        f"<p class='m'>{html.escape(READING_GUIDE)}</p>",
         "<h2>Alerts (recent window)</h2>",
         table(alerts_frame(report.alerts)),
         "<h2>Traffic</h2>",
@@ -692,17 +724,16 @@ def render_dashboard(
     """Save every chart as PNG and the whole dashboard as HTML under `out_dir` (reports_dir)."""
     out = out_dir or settings.reports_dir
     figures = {
-        name: save_figure(plot(report, settings), out / f"monitoring_{name}.png")
-        for name, plot in FIGURES.items()
+        name: save_figure(plot(report, settings), figure_path(out, name)) for name, plot in FIGURES.items()
     }
-    page = write_dashboard_html(report, figures, out / "monitoring_dashboard.html")
+    page = write_dashboard_html(report, figures, out / DASHBOARD_FILE)
     return DashboardFiles(figures=figures, html=page)
 
 
 # --- CLI ---------------------------------------------------------------------------------------
 
 
-def trigger_retrain(settings: Settings) -> Any:
+def trigger_retrain(settings: Settings) -> ChainResult:
     """Start the "Retrain Models" job chain because an alert fired (not because of a schedule)."""
     from lib.jobs import run_chain
 
@@ -741,7 +772,8 @@ def main(argv: list[str] | None = None) -> int:
         "--freq", default=DEFAULT_FREQ, help="time window of the charts (default %(default)s)"
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("lib").setLevel(logging.INFO)  # our progress lines, not MLflow's/alembic's
     settings = load_settings()
     try:
         if args.command == "report":
@@ -767,9 +799,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"status    : FIRING ({', '.join(a.name for a in report.firing)})")
     if args.trigger_retrain:
-        result = trigger_retrain(settings)
+        from lib.jobs import JobError
+
+        try:
+            result = trigger_retrain(settings)
+        except JobError as exc:
+            print(f"error: cannot start the {RETRAIN_CHAIN!r} chain: {exc}", file=sys.stderr)
+            return 1
         print(f"retrain   : {result}")
-        if not getattr(result, "ok", False):
+        if not result.ok:
             print(f"error: the {RETRAIN_CHAIN!r} chain failed; see {settings.jobs_log_dir}", file=sys.stderr)
             return 1
     else:

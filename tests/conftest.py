@@ -70,3 +70,51 @@ def sample_table(spark, table_settings: Settings, bank_sample: pd.DataFrame) -> 
 
     create_or_replace(spark, table_settings, spark.createDataFrame(bank_sample, schema=spark_ddl()))
     return table_settings
+
+
+TINY_GRID = [{"max_depth": 3, "learning_rate": 0.3, "num_boost_round": 15, "early_stopping_rounds": 5}]
+
+
+def register_tiny_models(settings: Settings, df: pd.DataFrame, n: int = 1) -> list[str]:
+    """Train `n` tiny real models on `df` (no Spark), register each; returns their versions.
+
+    Each run logs the model and its training profile like 03_train.py; the last version becomes
+    the champion, so `lib.serving` can serve it and monitoring can find its profile.
+    """
+    from lib import registry
+    from lib.training import DataSlice, train_grid
+
+    data = DataSlice(df, settings.table_ident, snapshot_id=0, parent_id=None, committed_at=None, mode="full")
+    grid = [{**TINY_GRID[0], "max_depth": 2 + i} for i in range(n)]
+    result = train_grid(data, settings, settings.experiment_name, grid=grid, progress=False, workers=1)
+    versions = [registry.register_run(settings, run.run_id)[0].version for run in result.runs]
+    registry.promote(settings, versions[-1])
+    return versions
+
+
+@pytest.fixture
+def registered_model(table_settings: Settings, bank_sample: pd.DataFrame) -> tuple[Settings, list[str]]:
+    """Private settings with two tiny registered versions of the model (v2 is champion)."""
+    return table_settings, register_tiny_models(table_settings, bank_sample, n=2)
+
+
+@pytest.fixture(scope="session")
+def train_runs(bank_sample: pd.DataFrame):
+    """Factory: log real tiny training runs (no Spark) into an experiment; returns RunResults.
+
+    `grid` entries override TINY_GRID; `shuffle_labels` trains on permuted labels (a model no
+    better than chance, for gate rejections); `snapshot_id` is recorded as the runs' lineage.
+    """
+    from lib.training import DataSlice, train_grid
+
+    def train(settings: Settings, experiment: str, grid: list[dict] | None = None,
+              shuffle_labels: bool = False, snapshot_id: int = 0) -> list:  # fmt: skip
+        df = bank_sample.copy()
+        if shuffle_labels:
+            df["y"] = df["y"].sample(frac=1.0, random_state=3).to_numpy()
+        data = DataSlice(df, settings.table_ident, snapshot_id=snapshot_id, parent_id=None, committed_at=None,
+                         mode="full")  # fmt: skip
+        entries = [{**TINY_GRID[0], **entry} for entry in (grid or [{}])]
+        return train_grid(data, settings, experiment, grid=entries, progress=False, workers=1).runs
+
+    return train

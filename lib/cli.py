@@ -1,0 +1,97 @@
+"""Command-line options and the summary shared by the training scripts (03_train.py, 06_retrain.py).
+
+Both scripts train with `lib.training.train_grid`; this module gives them the same options (grid,
+run count, selection metric, features, snapshot, seed, parallelism) and the same closing summary,
+so a flag added here works in both.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+from lib.config import Settings
+from lib.features import FeatureSet
+from lib.training import DEFAULT_GRID, METRIC_NAMES, TrainingError, TrainResult, format_leaderboard, load_grid
+
+METRICS: list[str] = [f"{part}_{m}" for part in ("test", "train") for m in METRIC_NAMES] + ["val_roc_auc"]
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """The parsed training options, ready for `train_grid` and `load_training_data`."""
+
+    experiment: str
+    grid: list[dict[str, Any]]
+    features: FeatureSet
+    selection_metric: str
+    seed: int
+    workers: int | None
+    progress: bool
+    snapshot_id: int | None
+
+
+def add_training_args(parser: argparse.ArgumentParser, default_experiment: str) -> None:
+    """Add the grid/metric/feature/snapshot options every training script understands."""
+    parser.add_argument(
+        "--experiment", default=default_experiment, help="MLflow experiment (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--grid", help="grid as a JSON list of param objects, or a JSON file (default: 12-run grid)"
+    )
+    parser.add_argument("--max-runs", type=int, help="train only the first N grid entries")
+    parser.add_argument(
+        "--metric", default="test_roc_auc", choices=METRICS, help="selection metric (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--include-duration", action="store_true", help="use the leaky `duration` column (benchmark only)"
+    )
+    parser.add_argument(
+        "--snapshot", "--snapshot-id", dest="snapshot_id", type=int, metavar="ID",
+        help="train on exactly this Iceberg snapshot, not the current one (python -m lib.lake snapshots)",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=42, help="split and booster seed (default: %(default)s)")
+    parser.add_argument("--workers", type=int, help="boosters trained at once (default: one per core)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def training_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TrainingOptions:
+    """Check and resolve the parsed options (a bad grid raises TrainingError naming the problem)."""
+    if args.max_runs is not None and args.max_runs < 1:
+        parser.error("--max-runs must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
+    grid = load_grid(args.grid) if args.grid else DEFAULT_GRID
+    if args.max_runs:
+        grid = grid[: args.max_runs]
+    if not grid:
+        raise TrainingError("the grid is empty")
+    return TrainingOptions(
+        experiment=args.experiment,
+        grid=grid,
+        features=FeatureSet(include_duration=args.include_duration),
+        selection_metric=args.metric,
+        seed=args.seed,
+        workers=args.workers,
+        progress=not args.no_progress,
+        snapshot_id=args.snapshot_id,
+    )
+
+
+def training_summary(result: TrainResult, options: TrainingOptions, settings: Settings) -> str:
+    """Leaderboard plus what was trained on, where it was logged and which run won."""
+    data, best, metric = result.data, result.best, result.selection_metric
+    parent = "" if data.parent_id is None else f", parent {data.parent_id}"
+    rows = f"{len(data.df):,} rows, {data.mode}"
+    return "\n".join(
+        [
+            format_leaderboard(result),
+            f"table      : {data.table} @ snapshot {data.snapshot_id}{parent} ({rows})",
+            f"experiment : {result.experiment_name} (id {result.experiment_id}), {len(result.runs)} runs",
+            f"features   : {', '.join(options.features.columns)}",
+            f"best run   : {best.run_id}  {metric}={best.metrics[metric]:.4f}",
+            f"seconds    : {result.seconds:.1f} (training + MLflow logging)",
+            f"tracking   : {settings.mlflow_tracking_uri}",
+        ]
+    )

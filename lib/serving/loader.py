@@ -1,0 +1,128 @@
+"""The served model and its hot swap.
+
+`ModelHolder.current` is the one reference request handlers read: a request takes it once and
+finishes on that model even if a swap happens meanwhile. A reload resolves the alias to a version,
+loads that exact version with `mlflow.pyfunc.load_model`, warms it up and only then replaces the
+reference (a single assignment, atomic under the GIL), so no request ever sees a half-loaded model.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import mlflow
+
+from lib.config import Settings
+from lib.features import CATEGORIES, NUMERIC_RANGES, FeatureSet
+from lib.model import BankModel
+from lib.registry import CHAMPION, VersionInfo, get_alias
+
+log = logging.getLogger(__name__)
+
+
+class ServingError(RuntimeError):
+    """The server cannot serve; the message says what to run or fix."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model in memory with the registry facts /version reports."""
+
+    model: BankModel
+    info: VersionInfo
+    loaded_at: datetime
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    @property
+    def features(self) -> FeatureSet:
+        return self.model.features
+
+
+def example_record(features: FeatureSet) -> dict[str, object]:
+    """A valid record (range minimums, first categories) to warm a model up before it serves."""
+    return {
+        col: CATEGORIES[col][0] if col in CATEGORIES else NUMERIC_RANGES[col][0] for col in features.columns
+    }
+
+
+def load_version(info: VersionInfo) -> LoadedModel:
+    """Load exactly `info.version` through the standard pyfunc loader and warm it up."""
+    pyfunc = mlflow.pyfunc.load_model(info.uri)
+    model = pyfunc.unwrap_python_model()
+    if not isinstance(model, BankModel):
+        raise ServingError(
+            f"{info.uri} is a {type(model).__name__}, not a BankModel: register a run of 03_train.py"
+        )
+    model.predict_records([example_record(model.features)])
+    return LoadedModel(model=model, info=info, loaded_at=datetime.now(UTC))
+
+
+class ModelHolder:
+    """Holds the served model; reloads it when the alias moves (on request or by polling)."""
+
+    def __init__(self, settings: Settings, alias: str = CHAMPION) -> None:
+        self.settings = settings
+        self.alias = alias
+        self.current: LoadedModel | None = None
+        self.check: Callable[[LoadedModel], None] | None = None
+        self.on_swap: Callable[[LoadedModel | None, LoadedModel], None] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def resolve(self) -> VersionInfo:
+        info = get_alias(self.settings, self.alias)
+        if info is None:
+            name = self.settings.model_name
+            raise ServingError(f"model {name} has no '{self.alias}' version: run 04_api_deployment.py first")
+        return info
+
+    def reload(self) -> tuple[LoadedModel | None, LoadedModel]:
+        """Serve the version the alias points at now; returns (old, new), equal if unchanged."""
+        with self._lock:
+            old = self.current
+            info = self.resolve()
+            if old is not None and old.version == info.version:
+                return old, old
+            new = load_version(info)
+            if self.check is not None:
+                self.check(new)
+            self.current = new
+            log.info("serving %s version %s (was %s)", new.name, new.version, old.version if old else "-")
+            if self.on_swap is not None:
+                self.on_swap(old, new)
+            return old, new
+
+    def start_watcher(self, interval: float) -> None:
+        """Poll the alias every `interval` seconds and swap when it moves (0 = off)."""
+        if interval <= 0 or self._watcher is not None:
+            return
+        self._watcher = threading.Thread(
+            target=self._watch, args=(interval,), name="alias-watcher", daemon=True
+        )
+        self._watcher.start()
+
+    def stop_watcher(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=10)
+
+    def _watch(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.reload()
+            except Exception:
+                log.exception(
+                    "alias watcher: reload failed; still serving %s", self.current and self.current.version
+                )

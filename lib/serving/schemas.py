@@ -1,0 +1,357 @@
+"""Request and response bodies of the model server, generated from `lib.features`.
+
+The record model is built from the feature definition (raw columns, numeric ranges, category
+vocabularies), so OpenAPI documents exactly what `validate_record` checks and there is no second
+list of fields to keep in sync. Models are built per app because the required fields depend on
+the served model's feature set and the batch limit on settings.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, NotRequired, Required
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    Tag,
+    model_validator,
+    with_config,
+)
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
+
+from lib.features import (
+    CATEGORIES,
+    NUMERIC,
+    NUMERIC_RANGES,
+    RAW_COLUMNS,
+    TARGET,
+    TARGET_VALUES,
+    FeatureError,
+    FeatureSet,
+    validate_record,
+)
+
+EVENT_TIME_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+EVENT_TIME_MAX = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_CATEGORY_LENGTH = 100
+FORBID = ConfigDict(extra="forbid")
+
+
+def _label(value: Any) -> Any:
+    if isinstance(value, bool | float):
+        raise ValueError("must be 0, 1, 'yes' or 'no'")
+    return value
+
+
+def _event_time(value: datetime) -> datetime:
+    """Naive times are UTC; the range keeps the log readable as pandas timestamps."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if not EVENT_TIME_MIN <= aware < EVENT_TIME_MAX:
+        raise ValueError(f"must be between {EVENT_TIME_MIN:%Y-%m-%d} and {EVENT_TIME_MAX:%Y-%m-%d} UTC")
+    return aware.astimezone(UTC)
+
+
+EventTime = Annotated[
+    datetime,
+    AfterValidator(_event_time),
+    Field(description="When the event happened (ISO 8601; naive = UTC); default: when received"),
+]
+AccessKey = Annotated[
+    str, Field(description="Access key, for clients that cannot send an Authorization header")
+]
+Label = Annotated[Literal[0, 1, "yes", "no"], BeforeValidator(_label)]
+Scalar = StrictInt | StrictFloat | StrictStr | StrictBool | None
+
+
+def record_model(features: FeatureSet) -> Any:
+    """One raw record as a TypedDict: the model's columns required, the other raw columns optional.
+
+    It enforces what `validate_record` does (no unknown or missing fields, integers for numerics,
+    strings for categories) plus the numeric ranges, and validates straight to a plain dict: the
+    hot path scores it without a second pass.
+    """
+    fields: dict[str, Any] = {}
+    for col in RAW_COLUMNS:
+        if col == TARGET:
+            typ: Any = Literal["yes", "no"]
+            doc = "the outcome, if known; ignored by the model"
+        elif col in NUMERIC:
+            lo, hi = NUMERIC_RANGES[col]
+            typ = Annotated[int, Field(strict=True, ge=lo, le=hi)]  # a JSON integer: no "41", true or 41.5
+            doc = f"integer in [{lo}, {hi}]"
+        else:
+            typ = Annotated[str, Field(max_length=MAX_CATEGORY_LENGTH)]
+            doc = f"one of {', '.join(CATEGORIES[col])} (other values are treated as missing)"
+        field = Annotated[typ, Field(description=doc)]
+        if col in features.columns:
+            fields[col] = Required[field]
+        else:
+            doc += "; not used by the served model"
+            fields[col] = NotRequired[Annotated[typ, Field(description=doc)]]
+    return with_config(FORBID)(TypedDict("BankRecord", fields))  # type: ignore[operator]
+
+
+def _request_kind(value: Any) -> str:
+    return "records" if isinstance(value, list) else "record"
+
+
+@functools.cache
+def _ranges(features: FeatureSet) -> tuple[tuple[str, int, int], ...]:
+    return tuple((col, *NUMERIC_RANGES[col]) for col in features.numeric)
+
+
+def check_record(record: Any, features: FeatureSet) -> dict[str, Any]:
+    """`validate_record` plus the numeric ranges, safe for any JSON value (huge ints, NaN, inf).
+
+    For rows that arrive untyped (the MLflow protocol); /predict records are typed by `record_model`.
+    """
+    if isinstance(record, dict):
+        for col, lo, hi in _ranges(features):
+            value = record.get(col)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise FeatureError(f"field {col} must be a finite number")
+                if not lo <= value <= hi:
+                    raise FeatureError(f"field {col} must be between {lo} and {hi}")
+    return validate_record(record, features)
+
+
+def _exactly_one(model: BaseModel, names: tuple[str, ...]) -> None:
+    given = [n for n in names if getattr(model, n) is not None]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of {', '.join(names)} (got {len(given)})")
+
+
+def _columns_to_records(columns: dict[str, list[Any]], where: str, limit: int) -> list[dict[str, Any]]:
+    if not columns:
+        raise FeatureError(f"{where}: no columns")
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) != 1:
+        raise FeatureError(f"{where}: every column needs the same number of values")
+    n = lengths.pop()
+    if n == 0:
+        raise FeatureError(f"{where}: no rows")
+    if n > limit:
+        raise FeatureError(f"{where}: {n} rows exceed the limit of {limit} per request")
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+@dataclass(frozen=True)
+class Schemas:
+    """The request models of one app."""
+
+    predict: type[BaseModel]
+    invocations: type[BaseModel]
+    explain: type[BaseModel]
+    feedback: Any
+
+
+def build_schemas(features: FeatureSet, max_batch: int) -> Schemas:
+    """All request models for a server scoring `features` with at most `max_batch` rows per call."""
+    record = record_model(features)
+    record_list = Annotated[list[record], Field(min_length=1, max_length=max_batch)]  # type: ignore[valid-type]
+    many_rows = Field(default=None, min_length=1, max_length=max_batch)
+
+    class PredictRequest(BaseModel):
+        """CML-model style: one record or a list of records under `request`."""
+
+        model_config = FORBID
+        request: Annotated[
+            Annotated[record, Tag("record")] | Annotated[record_list, Tag("records")],  # type: ignore[valid-type]
+            Discriminator(_request_kind),
+        ]
+        event_time: EventTime | None = None
+        accessKey: AccessKey | None = None  # noqa: N815 - CML's field name
+
+        def records(self) -> list[dict[str, Any]]:
+            return self.request if isinstance(self.request, list) else [self.request]
+
+    class DataFrameSplit(BaseModel):
+        model_config = FORBID
+        columns: list[StrictStr] = Field(min_length=1, max_length=len(RAW_COLUMNS))
+        data: list[list[Scalar]] = Field(min_length=1, max_length=max_batch)
+        index: list[Scalar] | None = None
+
+    RecordRows = list[dict[str, Scalar]]
+    ColumnLists = dict[str, list[Scalar]]
+
+    class InvocationsRequest(BaseModel):
+        """MLflow scoring protocol: exactly one of dataframe_split, dataframe_records, instances, inputs."""
+
+        model_config = FORBID
+        dataframe_split: DataFrameSplit | None = None
+        dataframe_records: RecordRows | None = many_rows
+        instances: RecordRows | ColumnLists | None = None
+        inputs: RecordRows | ColumnLists | None = None
+        params: dict[str, Any] | None = Field(default=None, description="not supported: must be empty")
+        accessKey: AccessKey | None = None  # noqa: N815
+
+        @model_validator(mode="after")
+        def _one_input(self) -> InvocationsRequest:
+            _exactly_one(self, ("dataframe_split", "dataframe_records", "instances", "inputs"))
+            if self.params:
+                raise ValueError("this model takes no params")
+            return self
+
+        def records(self) -> list[dict[str, Any]]:
+            if self.dataframe_split is not None:
+                split = self.dataframe_split
+                cols = split.columns
+                if len(set(cols)) != len(cols):
+                    raise FeatureError("dataframe_split.columns: duplicate column names")
+                for i, row in enumerate(split.data):
+                    if len(row) != len(cols):
+                        raise FeatureError(
+                            f"dataframe_split.data[{i}]: {len(row)} values for {len(cols)} columns"
+                        )
+                return [dict(zip(cols, row, strict=True)) for row in split.data]
+            if self.dataframe_records is not None:
+                return list(self.dataframe_records)
+            name = "instances" if self.instances is not None else "inputs"
+            value = self.instances if self.instances is not None else self.inputs
+            if isinstance(value, dict):
+                return _columns_to_records(value, name, max_batch)
+            if not value:
+                raise FeatureError(f"{name}: no rows")
+            if len(value) > max_batch:
+                raise FeatureError(f"{name}: {len(value)} rows exceed the limit of {max_batch} per request")
+            return list(value)
+
+    class ExplainRequest(BaseModel):
+        """One record to explain."""
+
+        model_config = FORBID
+        request: record  # type: ignore[valid-type]
+        accessKey: AccessKey | None = None  # noqa: N815
+
+    class FeedbackItem(BaseModel):
+        model_config = FORBID
+        uuid: UUID = Field(description="the uuid /predict returned")
+        label: Label = Field(description="what really happened: 1/'yes' subscribed, 0/'no' did not")
+        event_time: EventTime | None = None
+
+        def item(self) -> dict[str, Any]:
+            label = TARGET_VALUES[self.label] if isinstance(self.label, str) else int(self.label)
+            return {"uuid": str(self.uuid), "label": label, "event_ts": self.event_time}
+
+    class FeedbackOne(FeedbackItem):
+        """Ground truth for one prediction."""
+
+        accessKey: AccessKey | None = None  # noqa: N815
+
+        def items(self) -> list[dict[str, Any]]:
+            return [self.item()]
+
+    class FeedbackBatch(BaseModel):
+        """Ground truth for many predictions."""
+
+        model_config = FORBID
+        feedback: list[FeedbackItem] = Field(min_length=1, max_length=max_batch)
+        accessKey: AccessKey | None = None  # noqa: N815
+
+        def items(self) -> list[dict[str, Any]]:
+            return [f.item() for f in self.feedback]
+
+    def _feedback_kind(value: Any) -> str:
+        return "batch" if isinstance(value, dict) and "feedback" in value else "one"
+
+    feedback = Annotated[
+        Annotated[FeedbackOne, Tag("one")] | Annotated[FeedbackBatch, Tag("batch")],
+        Discriminator(_feedback_kind),
+    ]
+    return Schemas(
+        predict=PredictRequest,
+        invocations=InvocationsRequest,
+        explain=ExplainRequest,
+        feedback=feedback,
+    )
+
+
+# --- responses -------------------------------------------------------------------------------------
+
+
+class Prediction(BaseModel):
+    uuid: str = Field(description="quote it in POST /feedback to report the true outcome")
+    prediction: Literal[0, 1]
+    probability: float
+    model_name: str
+    model_version: str
+
+
+class PredictResponse(BaseModel):
+    model_name: str
+    model_version: str
+    predictions: list[Prediction]
+
+
+class InvocationRow(BaseModel):
+    prediction: Literal[0, 1]
+    probability: float
+
+
+class InvocationsResponse(BaseModel):
+    predictions: list[InvocationRow]
+
+
+class ExplainResponse(BaseModel):
+    model_name: str
+    model_version: str
+    probability: float
+    prediction: Literal[0, 1]
+    contributions: dict[str, float] = Field(description="SHAP log-odds per feature, plus 'bias'")
+
+
+class FeedbackResponse(BaseModel):
+    matched: int
+    unknown: list[str] = Field(description="uuids no logged prediction has (not stored)")
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    pid: int
+
+
+class ReadyResponse(BaseModel):
+    status: str
+    model_version: str | None
+
+
+class VersionResponse(BaseModel):
+    model_name: str
+    model_version: str
+    run_id: str
+    iceberg_snapshot_id: str
+    git_commit: str
+    experiment: str
+    model_uri: str
+    loaded_at: str
+
+
+class ReloadResponse(BaseModel):
+    reloaded: bool
+    previous_version: str | None
+    model_version: str
+
+
+class ErrorItem(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="what was wrong, naming the field")
+    errors: list[ErrorItem] | None = None

@@ -1,0 +1,217 @@
+"""Tracked training on a real Iceberg table with a real MLflow SQLite store (small fast grid)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib import lake
+from lib.config import PROJECT_ROOT, Settings
+from lib.features import RAW_COLUMNS, TARGET, FeatureSet, labels_to_int, pandas_dtypes, spark_ddl
+from lib.profile import PROFILE_ARTIFACT, ProfileError, load_profile
+from lib.tracking import configure_mlflow, ensure_experiment
+from lib.training import (
+    FIGURES,
+    IMPORTANCE_ARTIFACT,
+    METRIC_NAMES,
+    TrainingError,
+    best_run,
+    evaluate,
+    load_grid,
+    load_training_data,
+    split,
+    train_grid,
+)
+
+pytestmark = pytest.mark.integration
+
+FAST_GRID = [
+    {"max_depth": 3, "learning_rate": 0.3, "num_boost_round": 40, "early_stopping_rounds": 5},
+    {"max_depth": 4, "learning_rate": 0.1, "num_boost_round": 60, "early_stopping_rounds": 5},
+    {"max_depth": 2, "learning_rate": 0.5, "alpha": 1.0, "num_boost_round": 20, "early_stopping_rounds": 5},
+]
+LINEAGE_TAGS = (
+    "table", "iceberg_snapshot_id", "iceberg_parent_id", "iceberg_committed_at", "data_mode", "rows_total",
+    "rows_train", "rows_test", "positive_rate_train", "positive_rate_test", "git_commit", "git_dirty",
+    "include_duration",
+)  # fmt: skip
+
+
+def raw_records(df: pd.DataFrame, features: FeatureSet) -> list[dict]:
+    """Rows as a client sends them: Python ints for numerics, strings for categories."""
+    return [
+        {c: (int(v) if c in features.numeric else str(v)) for c, v in row.items() if c in features.columns}
+        for row in df.to_dict(orient="records")
+    ]
+
+
+def test_full_grid_is_tracked_and_servable(spark, sample_table: Settings, bank_sample: pd.DataFrame) -> None:
+    settings = sample_table
+    snapshot = lake.current_snapshot_id(spark, settings)
+    data = load_training_data(spark, settings)
+    assert (data.mode, data.snapshot_id, data.parent_id, data.table) == (
+        "full",
+        snapshot,
+        None,
+        settings.table_ident,
+    )
+    assert len(data.df) == len(bank_sample) and data.committed_at
+    assert data.df.dtypes.astype(str).to_dict() == pandas_dtypes()
+
+    result = train_grid(data, settings, settings.experiment_name, grid=FAST_GRID, progress=False)
+    assert len(result.runs) == len(FAST_GRID) and result.seconds > 0
+    client = configure_mlflow(settings)
+    expected_metrics = {f"{part}_{m}" for part in ("train", "test") for m in METRIC_NAMES}
+    train_df, test_df = split(data.df, 42)
+    for summary in result.runs:
+        run = client.get_run(summary.run_id)
+        assert run.info.status == "FINISHED"
+        assert expected_metrics <= set(run.data.metrics)
+        assert all(0.0 <= run.data.metrics[f"test_{m}"] <= 1.0 for m in METRIC_NAMES if m != "log_loss")
+        tags = run.data.tags
+        assert set(LINEAGE_TAGS) <= set(tags)
+        assert tags["iceberg_snapshot_id"] == str(snapshot) and tags["data_mode"] == "full"
+        assert tags["table"] == settings.table_ident and tags["iceberg_parent_id"] == ""
+        assert int(tags["rows_train"]) == len(train_df) and int(tags["rows_test"]) == len(test_df)
+        assert int(tags["rows_total"]) == len(bank_sample) and tags["git_commit"]
+        assert run.data.params["include_duration"] == "False"
+        (dataset_input,) = run.inputs.dataset_inputs
+        assert dataset_input.dataset.name == settings.table_ident
+        assert dataset_input.dataset.digest == f"snapshot-{snapshot}"
+        assert str(snapshot) in dataset_input.dataset.source
+        root = {a.path for a in client.list_artifacts(summary.run_id)}
+        assert {PROFILE_ARTIFACT, IMPORTANCE_ARTIFACT} <= root
+        assert run.data.tags.get("grid_best") == ("true" if summary.run_id == result.best.run_id else None)
+
+    best = result.best
+    assert best.metrics["test_roc_auc"] == max(r.metrics["test_roc_auc"] for r in result.runs)
+    assert best_run(settings, settings.experiment_name).run_id == best.run_id
+    lowest_loss = min(result.runs, key=lambda r: r.metrics["test_log_loss"])
+    assert best_run(settings, settings.experiment_name, "test_log_loss").run_id == lowest_loss.run_id
+    figures = {a.path for a in client.list_artifacts(best.run_id, "figures")}
+    assert figures == set(FIGURES)
+
+    profile = load_profile(best.run_id, settings)
+    assert profile["n_rows"] == len(train_df)
+    assert sum(profile["prediction"]["counts"]) == len(test_df)
+    assert profile["features"] == FeatureSet().to_dict()
+
+    # MLflow itself serves the logged model on raw records, and it is the model that was evaluated
+    model = mlflow.pyfunc.load_model(f"runs:/{best.run_id}/model")
+    out = model.predict(pd.DataFrame(raw_records(test_df, FeatureSet())))
+    assert evaluate(labels_to_int(test_df[TARGET]), out["probability"].to_numpy())[
+        "roc_auc"
+    ] == pytest.approx(best.metrics["test_roc_auc"], abs=1e-6)
+    odd = raw_records(test_df.head(3), FeatureSet())
+    odd[0]["job"], odd[1]["month"] = "astronaut", "smarch"
+    out = model.predict(pd.DataFrame(odd))
+    assert out["probability"].between(0.0, 1.0).all() and set(out["prediction"]) <= {0, 1}
+
+
+def test_incremental_reads_only_appended_rows(spark, sample_table: Settings, bank_full: pd.DataFrame) -> None:
+    settings = sample_table
+    with pytest.raises(TrainingError, match="no parent"):
+        load_training_data(spark, settings, mode="incremental")
+    first = lake.current_snapshot_id(spark, settings)
+    batch = bank_full.tail(800).reset_index(drop=True)
+    second = lake.append(spark, settings, spark.createDataFrame(batch, schema=spark_ddl()))
+
+    data = load_training_data(spark, settings, mode="incremental")
+    assert (data.mode, data.snapshot_id, data.parent_id) == ("incremental", second, first)
+    pd.testing.assert_frame_equal(
+        data.df.sort_values(list(RAW_COLUMNS)).reset_index(drop=True),
+        batch.sort_values(list(RAW_COLUMNS)).reset_index(drop=True),
+    )
+    assert len(load_training_data(spark, settings).df) == 3000 + len(batch)
+    old = load_training_data(spark, settings, snapshot_id=first)
+    assert (old.mode, old.snapshot_id, len(old.df)) == ("snapshot", first, 3000)
+
+    result = train_grid(data, settings, settings.retrain_experiment_name, grid=FAST_GRID[:1], progress=False)
+    run = configure_mlflow(settings).get_run(result.best.run_id)
+    assert run.data.tags["data_mode"] == "incremental"
+    assert run.data.tags["iceberg_parent_id"] == str(first) and run.data.tags["rows_total"] == str(len(batch))
+    assert run.inputs.dataset_inputs[0].dataset.digest == f"added-{second}"
+
+
+def test_split_is_stratified_and_independent_of_row_order(bank_sample: pd.DataFrame) -> None:
+    train, test = split(bank_sample, 42)
+    assert len(test) == round(0.3 * len(bank_sample)) and len(train) + len(test) == len(bank_sample)
+    rate = (bank_sample[TARGET] == "yes").mean()
+    assert (test[TARGET] == "yes").mean() == pytest.approx(rate, abs=0.005)
+    _, shuffled_test = split(bank_sample.sample(frac=1.0, random_state=3), 42)
+    pd.testing.assert_frame_equal(shuffled_test, test)
+    _, other_seed = split(bank_sample, 7)
+    assert not other_seed.equals(test)
+
+
+def test_evaluate_metrics() -> None:
+    y = np.array([0, 0, 1, 1])
+    m = evaluate(y, np.array([0.1, 0.6, 0.4, 0.9]))
+    assert m["accuracy"] == 0.5 and m["precision"] == 0.5 and m["recall"] == 0.5 and m["f1"] == 0.5
+    assert m["roc_auc"] == 0.75 and set(m) == set(METRIC_NAMES)
+    assert evaluate(y, np.array([0.1, 0.2, 0.8, 0.9]))["roc_auc"] == 1.0
+
+
+def test_clear_errors(spark, table_settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(lake.LakeError, match="run 01_write_to_dl.py first"):
+        load_training_data(spark, table_settings)
+    with pytest.raises(TrainingError, match="no runs in experiment nope: run 03_train.py first"):
+        best_run(table_settings, "nope")
+    bare = configure_mlflow(table_settings).create_run(ensure_experiment(table_settings, "bare"))
+    with pytest.raises(ProfileError, match=f"run {bare.info.run_id} has no {PROFILE_ARTIFACT}"):
+        load_profile(bare.info.run_id, table_settings)
+    with pytest.raises(TrainingError, match="unknown parameter.*depth"):
+        load_grid('[{"depth": 3}]')
+    with pytest.raises(TrainingError, match="must be a number"):
+        load_grid('[{"max_depth": "3"}]')
+    with pytest.raises(TrainingError, match="not found"):
+        load_grid(str(tmp_path / "missing.json"))
+    with pytest.raises(TrainingError, match="not valid JSON"):
+        load_grid("[{max_depth: 3}]")
+    grid_file = tmp_path / "grid.json"
+    grid_file.write_text('[{"max_depth": 3, "learning_rate": 0.1}]')
+    assert load_grid(str(grid_file)) == [{"max_depth": 3, "learning_rate": 0.1}]
+
+
+def run_train_script(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PROJECT_ROOT": str(settings.root),
+        "PROJECT_OWNER": settings.user,
+        "SPARK_MASTER": "local[1]",
+    }
+    return subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "03_train.py"), *args],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_script_without_table_says_what_to_run(table_settings: Settings) -> None:
+    assert "--max-runs" in run_train_script(table_settings, "--help").stdout
+    result = run_train_script(table_settings, "--no-progress")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "run 01_write_to_dl.py first" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_script_trains_and_prints_leaderboard(sample_table: Settings) -> None:
+    result = run_train_script(
+        sample_table, "--grid", str(FAST_GRID).replace("'", '"'), "--max-runs", "2", "--include-duration"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test_roc_auc" in result.stdout and "next       : python 04_api_deployment.py" in result.stdout
+    # the leaky benchmark goes to its own experiment, never the one 04 deploys from
+    with pytest.raises(TrainingError, match="no runs"):
+        best_run(sample_table, sample_table.experiment_name)
+    best = best_run(sample_table, f"{sample_table.experiment_name}-duration")
+    assert best.params["include_duration"] == "True" and best.run_id in result.stdout
+    client = configure_mlflow(sample_table)
+    experiment = client.get_experiment_by_name(f"{sample_table.experiment_name}-duration")
+    assert len(client.search_runs([experiment.experiment_id])) == 2
