@@ -52,9 +52,7 @@ def main() -> None:
         print(f"\nretrain ({args.runs} runs, --data full) vs baseline 1x = {BASE_ROWS:,} rows")
         print(f"{'size':>5} {'rows':>10} {'seconds':>9} {'time x':>7} {'time x / size x':>16}")
         for factor, n, seconds in results:
-            print(
-                f"{factor:>4}x {n:>10,} {seconds:>9.1f} {seconds / base:>7.2f} {seconds / base / factor:>16.2f}"
-            )
+            print(f"{factor:>4}x {n:>10,} {seconds:>9.1f} {seconds / base:>7.2f} {seconds / base / factor:>16.2f}")
 
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
         timings = {}

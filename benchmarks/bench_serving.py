@@ -187,9 +187,7 @@ def start_mlflow(settings: Settings, model_uri: str, port: int, log: Path) -> su
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per scenario")
     parser.add_argument("--clients", default="1,16", help="client thread counts")
     parser.add_argument("--batches", default="1,100", help="records per request")

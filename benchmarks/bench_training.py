@@ -33,9 +33,7 @@ from lib.training import DEFAULT_GRID, DataSlice, cpu_cores, fit_booster, prepar
 def real_data() -> DataSlice:
     with zipfile.ZipFile(PROJECT_ROOT / "data" / "vendor" / "bank.zip") as zf, zf.open("bank-full.csv") as fh:
         df = pd.read_csv(fh, sep=";", dtype=pandas_dtypes())
-    return DataSlice(
-        df=df, table="bench.bank_full", snapshot_id=1, parent_id=None, committed_at=None, mode="full"
-    )
+    return DataSlice(df=df, table="bench.bank_full", snapshot_id=1, parent_id=None, committed_at=None, mode="full")
 
 
 def fit_only(data: DataSlice, grid: list[dict], features: FeatureSet, workers: int) -> tuple[float, float]:
@@ -48,34 +46,25 @@ def fit_only(data: DataSlice, grid: list[dict], features: FeatureSet, workers: i
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def tracked(
-    data: DataSlice, grid: list[dict], features: FeatureSet, workers: int
-) -> tuple[float, float, float]:
+def tracked(data: DataSlice, grid: list[dict], features: FeatureSet, workers: int) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds, best test ROC AUC) of train_grid with MLflow logging."""
     cpu = time.process_time()
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         settings = load_settings({"PROJECT_ROOT": tmp, "PROJECT_OWNER": "bench"})
-        result = train_grid(
-            data, settings, "bench", grid=grid, features=features, progress=False, workers=workers
-        )
+        result = train_grid(data, settings, "bench", grid=grid, features=features, progress=False, workers=workers)
     return result.seconds, time.process_time() - cpu, result.best.metrics["test_roc_auc"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--runs", type=int, default=len(DEFAULT_GRID), help="grid runs (default: %(default)s)"
-    )
+    parser.add_argument("--runs", type=int, default=len(DEFAULT_GRID), help="grid runs (default: %(default)s)")
     parser.add_argument("--include-duration", action="store_true", help="benchmark the leaky feature set")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     data, grid = real_data(), DEFAULT_GRID[: args.runs]
     features = FeatureSet(include_duration=args.include_duration)
     cores = cpu_cores()
-    print(
-        f"{len(grid)} runs on {len(data.df):,} rows, {cores} cores, "
-        f"include_duration={features.include_duration}"
-    )
+    print(f"{len(grid)} runs on {len(data.df):,} rows, {cores} cores, include_duration={features.include_duration}")
 
     seq, seq_cpu, auc_seq = tracked(data, grid, features, workers=1)
     par, par_cpu, auc_par = tracked(data, grid, features, workers=cores)

@@ -111,9 +111,7 @@ def _drift_month(batch: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
 
 def _drift_balance(batch: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     out = batch.copy()
-    boosted = batch["balance"].to_numpy() * rng.uniform(1.5, 3.0, len(batch)) + rng.integers(
-        1_500, 6_000, len(batch)
-    )
+    boosted = batch["balance"].to_numpy() * rng.uniform(1.5, 3.0, len(batch)) + rng.integers(1_500, 6_000, len(batch))
     out["balance"] = _clip(np.rint(boosted).astype(np.int64), "balance")
     return out
 
@@ -336,9 +334,7 @@ def _append_lock(settings: Settings):  # noqa: ANN202 - filelock.FileLock
     return FileLock(path)
 
 
-def _write_pointer(
-    settings: Settings, csv_path: Path, snapshot_id: int, parent_id: int, label: str, rows: int
-) -> None:
+def _write_pointer(settings: Settings, csv_path: Path, snapshot_id: int, parent_id: int, label: str, rows: int) -> None:
     pointer = {
         "path": csv_path.name,
         "snapshot_id": snapshot_id,

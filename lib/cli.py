@@ -34,12 +34,8 @@ class TrainingOptions:
 
 def add_training_args(parser: argparse.ArgumentParser, default_experiment: str) -> None:
     """Add the grid/metric/feature/snapshot options every training script understands."""
-    parser.add_argument(
-        "--experiment", default=default_experiment, help="MLflow experiment (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--grid", help="grid as a JSON list of param objects, or a JSON file (default: 12-run grid)"
-    )
+    parser.add_argument("--experiment", default=default_experiment, help="MLflow experiment (default: %(default)s)")
+    parser.add_argument("--grid", help="grid as a JSON list of param objects, or a JSON file (default: 12-run grid)")
     parser.add_argument("--max-runs", type=int, help="train only the first N grid entries")
     parser.add_argument(
         "--metric", default="test_roc_auc", choices=METRICS, help="selection metric (default: %(default)s)"

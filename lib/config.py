@@ -29,9 +29,7 @@ def sanitize_user(raw: str) -> str:
     """
     user = raw.strip().lower().replace("-", "_").replace(".", "_")
     if not user or not _NAME_RE.fullmatch(user):
-        raise ConfigError(
-            f"PROJECT_OWNER={raw!r} is not usable in table names: use only letters, digits and '_'"
-        )
+        raise ConfigError(f"PROJECT_OWNER={raw!r} is not usable in table names: use only letters, digits and '_'")
     return user
 
 

@@ -76,15 +76,12 @@ def validate_csv_bytes(content: bytes, name: str = FULL_CSV) -> tuple[int, int]:
     for lineno, row in enumerate(reader, start=2):
         if len(row) != len(RAW_COLUMNS):
             raise DatasetError(
-                f"{name}: line {lineno} has {len(row)} fields, expected {len(RAW_COLUMNS)} "
-                "(truncated or corrupt file)"
+                f"{name}: line {lineno} has {len(row)} fields, expected {len(RAW_COLUMNS)} (truncated or corrupt file)"
             )
         for i in numeric_idx:
             value = row[i]
             if not (value.lstrip("-").isdigit()):
-                raise DatasetError(
-                    f"{name}: line {lineno} column {RAW_COLUMNS[i]} is not an integer: {value!r}"
-                )
+                raise DatasetError(f"{name}: line {lineno} column {RAW_COLUMNS[i]} is not an integer: {value!r}")
         label = row[target_idx]
         if label not in TARGET_VALUES:
             raise DatasetError(f"{name}: line {lineno} target {TARGET!r} is {label!r}, expected yes/no")
@@ -196,9 +193,7 @@ def fetch(
     else:
         note = f"offline mode: using the vendored copy {vendor_zip}"
     if not vendor_zip.is_file():
-        raise DatasetError(
-            f"vendored copy {vendor_zip} is missing; restore it with `git checkout data/vendor`"
-        )
+        raise DatasetError(f"vendored copy {vendor_zip} is missing; restore it with `git checkout data/vendor`")
     return FetchResult("vendored", extract_and_validate(vendor_zip.read_bytes(), data_dir), note)
 
 

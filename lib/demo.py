@@ -104,9 +104,7 @@ def state_summary(settings: Settings) -> list[str]:
         lines.append(f"experiment  {name}: {len(runs)} runs")
     versions = client.search_model_versions(f"name='{settings.model_name}'")
     champion = client.get_model_version_by_alias(settings.model_name, "champion")
-    lines.append(
-        f"model       {settings.model_name}: {len(versions)} versions, champion = v{champion.version}"
-    )
+    lines.append(f"model       {settings.model_name}: {len(versions)} versions, champion = v{champion.version}")
     ep = endpoint(settings)
     lines.append(f"endpoint    {ep.url} (key in {settings.access_key_file})")
     reports = sorted(p.name for p in settings.reports_dir.glob("*")) if settings.reports_dir.exists() else []

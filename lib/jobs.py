@@ -192,9 +192,7 @@ def _parse_job(raw: Any, index: int, source: str) -> Job:
         raise JobError(f"{where} must be a mapping with at least name and script (or module)")
     unknown = set(raw) - _JOB_KEYS
     if unknown:
-        raise JobError(
-            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; known: {sorted(_JOB_KEYS)}"
-        )
+        raise JobError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; known: {sorted(_JOB_KEYS)}")
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise JobError(f"{where}: 'name' is required")
@@ -235,17 +233,13 @@ def parse_spec(data: Any, source: str = "jobs spec", path: Path | None = None) -
         if job.name in seen:
             raise JobError(f"{source}: job {job.name!r} is defined twice")
         if job.slug in slugs:
-            raise JobError(
-                f"{source}: jobs {slugs[job.slug]!r} and {job.name!r} map to the same id {job.slug!r}"
-            )
+            raise JobError(f"{source}: jobs {slugs[job.slug]!r} and {job.name!r} map to the same id {job.slug!r}")
         seen.add(job.name)
         slugs[job.slug] = job.name
     for job in jobs:
         missing = [d for d in job.depends_on if d not in seen]
         if missing:
-            raise JobError(
-                f"{source}: job {job.name!r} depends on unknown job(s) {', '.join(map(repr, missing))}"
-            )
+            raise JobError(f"{source}: job {job.name!r} depends on unknown job(s) {', '.join(map(repr, missing))}")
     spec = JobSpec(jobs=jobs, path=path)
     spec.topological()
     return spec
@@ -329,9 +323,7 @@ class JobHistory:
         with self.engine.begin() as conn:
             conn.execute(update(job_runs).where(job_runs.c.run_id == run_id).values(**values))
 
-    def runs(
-        self, limit: int | None = 50, job: str | None = None, chain_id: str | None = None
-    ) -> list[JobRun]:
+    def runs(self, limit: int | None = 50, job: str | None = None, chain_id: str | None = None) -> list[JobRun]:
         """Newest first."""
         query = select(job_runs).order_by(job_runs.c.run_id.desc())
         if job is not None:
@@ -557,9 +549,7 @@ def run_chain(
         try:
             for index, job in enumerate(jobs, start=1):
                 job_trigger = trigger if index == 1 else "dependency"
-                log.info(
-                    "[%d/%d] %s: starting (%s, %s)", index, len(jobs), job.name, job_trigger, job.display()
-                )
+                log.info("[%d/%d] %s: starting (%s, %s)", index, len(jobs), job.name, job_trigger, job.display())
                 result = run_job(
                     settings, job, job_trigger, chain_id=chain_id, store=store, workdir=workdir,
                     on_tick=lambda elapsed, job=job, index=index: bar.tick(job, index, elapsed),
@@ -685,9 +675,7 @@ def airflow_dags(spec: JobSpec, project_root: Path, python: str | None = None) -
         members = [tasks[j.name] for j in spec.chain(root.name)]
         ids = {t.task_id for t in members}
         members = [
-            AirflowTask(
-                t.task_id, t.job, t.bash_command, tuple(u for u in t.upstream if u in ids), t.timeout_s
-            )
+            AirflowTask(t.task_id, t.job, t.bash_command, tuple(u for u in t.upstream if u in ids), t.timeout_s)
             for t in members
         ]
         dag_id = DAG_PREFIX if i == 0 else f"{DAG_PREFIX}_{root.slug}"
@@ -711,9 +699,7 @@ def format_spec(spec: JobSpec) -> str:
 
 
 def format_history(runs: list[JobRun]) -> str:
-    header = (
-        f"{'run':>5}  {'job':22} {'trigger':10} {'started (UTC)':19}  {'secs':>6}  {'status':9} {'exit':>4}"
-    )
+    header = f"{'run':>5}  {'job':22} {'trigger':10} {'started (UTC)':19}  {'secs':>6}  {'status':9} {'exit':>4}"
     lines = [f"{header}  log"]
     for r in runs:
         secs = "" if r.seconds is None else f"{r.seconds:.0f}"
@@ -736,9 +722,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m lib.jobs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--spec", type=Path, default=settings.jobs_spec, help="job spec (default: %(default)s)"
-    )
+    parser.add_argument("--spec", type=Path, default=settings.jobs_spec, help="job spec (default: %(default)s)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="jobs, dependencies, schedules")
     run_p = sub.add_parser("run", help="run a job, then its dependents while each succeeds")
@@ -784,9 +768,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r.job:24} {r.status:9} {r.seconds:7.1f}s  run {r.run_id}  log {r.log_path}")
     failed = result.failed
     if failed is not None:
-        print(
-            f"\n--- last lines of {failed.log_path} ---\n{_tail(failed.log_path, 15)}\n---", file=sys.stderr
-        )
+        print(f"\n--- last lines of {failed.log_path} ---\n{_tail(failed.log_path, 15)}\n---", file=sys.stderr)
         skipped = f"; not run: {', '.join(result.skipped)}" if result.skipped else ""
         print(
             f"error: job {failed.job!r} {_VERB[failed.status]} (exit code {failed.exit_code}); "

@@ -232,8 +232,7 @@ def get_snapshot(spark: SparkSession, settings: Settings, snapshot_id: int) -> S
         if snap.snapshot_id == snapshot_id:
             return snap
     raise LakeError(
-        f"snapshot {snapshot_id} not found in {settings.table_ident}: "
-        "list them with `python -m lib.lake snapshots`"
+        f"snapshot {snapshot_id} not found in {settings.table_ident}: list them with `python -m lib.lake snapshots`"
     )
 
 

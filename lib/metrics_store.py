@@ -338,9 +338,7 @@ class PredictionWriter:
     project's code whatever a loaded model put on this process's sys.path.
     """
 
-    def __init__(
-        self, url: str, interval: float = 0.1, batch_rows: int = 2000, max_pending: int = 200_000
-    ) -> None:
+    def __init__(self, url: str, interval: float = 0.1, batch_rows: int = 2000, max_pending: int = 200_000) -> None:
         self.url = url
         self.interval = interval
         self.batch_rows = batch_rows
@@ -366,9 +364,7 @@ class PredictionWriter:
         acks_r, acks_w = os.pipe()
         cmd = [sys.executable, "-m", "lib.metrics_store", "--url", self.url, "--rows-fd", str(rows_r),
                "--acks-fd", str(acks_w), "--max-pending", str(self.max_pending)]  # fmt: skip
-        self._process = subprocess.Popen(
-            cmd, cwd=PROJECT_ROOT, pass_fds=(rows_r, acks_w), stdin=subprocess.DEVNULL
-        )
+        self._process = subprocess.Popen(cmd, cwd=PROJECT_ROOT, pass_fds=(rows_r, acks_w), stdin=subprocess.DEVNULL)
         os.close(rows_r)
         os.close(acks_w)
         self._rows = Connection(rows_w, readable=False)

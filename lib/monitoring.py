@@ -126,9 +126,7 @@ def summarize(df: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def performance_by_window(
-    df: pd.DataFrame, freq: str = DEFAULT_FREQ, by_version: bool = True
-) -> pd.DataFrame:
+def performance_by_window(df: pd.DataFrame, freq: str = DEFAULT_FREQ, by_version: bool = True) -> pd.DataFrame:
     """One row per event-time window (and model version): volume, quality and latency.
 
     `freq` is a pandas offset alias ("1D", "6h"); windows start at `event_ts.floor(freq)`.
@@ -160,9 +158,7 @@ def deployments(df: pd.DataFrame) -> pd.DataFrame:
     return out.loc[:, ["model_version", "first_event_ts"]]
 
 
-def select_window(
-    df: pd.DataFrame, window_hours: float | None = None, last: int | None = None
-) -> pd.DataFrame:
+def select_window(df: pd.DataFrame, window_hours: float | None = None, last: int | None = None) -> pd.DataFrame:
     """The most recent slice of the log by event time: the last `window_hours` or `last` rows.
 
     The window ends at the newest event, not at the wall clock, so a simulated period that lies
@@ -204,9 +200,7 @@ def psi(expected: Sequence[float], actual: Sequence[float], eps: float = EPSILON
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def numeric_drift(
-    values: Sequence[float], reference: Mapping[str, Any], eps: float = EPSILON
-) -> dict[str, float]:
+def numeric_drift(values: Sequence[float], reference: Mapping[str, Any], eps: float = EPSILON) -> dict[str, float]:
     """PSI on the reference bins (live counts smoothed) plus a two-sample KS test against the
     reference sample."""
     x = pd.to_numeric(pd.Series(values), errors="raise").dropna().to_numpy(dtype=float)
@@ -259,9 +253,7 @@ def drift_table(df: pd.DataFrame, profile: Mapping[str, Any], threshold: float) 
         rows.append({"feature": col, "kind": "numeric", **numeric_drift(df[col], ref)})
     for col, ref in categorical.items():
         score = categorical_psi(df[col], ref["frequencies"])
-        rows.append(
-            {"feature": col, "kind": "categorical", "psi": score, "ks_stat": math.nan, "ks_pvalue": math.nan}
-        )
+        rows.append({"feature": col, "kind": "categorical", "psi": score, "ks_stat": math.nan, "ks_pvalue": math.nan})
     if profile.get("prediction"):
         rows.append(
             {
@@ -299,9 +291,7 @@ def _rule(name: str, value: float, threshold: float, fires: bool, detail: str = 
     return AlertResult(name, FIRING if fires else OK, float(value), threshold, detail)
 
 
-def evaluate_alerts(
-    window: pd.DataFrame, drift: pd.DataFrame | None, settings: Settings
-) -> list[AlertResult]:
+def evaluate_alerts(window: pd.DataFrame, drift: pd.DataFrame | None, settings: Settings) -> list[AlertResult]:
     """Apply the alert thresholds from settings to one window of the log and its drift table.
 
     Rules: accuracy below `alert_min_accuracy` (labelled rows only), largest feature PSI and
@@ -662,9 +652,7 @@ def summary_text(report: MonitoringReport) -> str:
             f"{len(drifted)} of {len(report.drift)} monitored inputs drift beyond the PSI threshold; "
             f"the largest PSI is {top['psi'].iloc[0]:.3f} ({top['feature'].iloc[0]})."
         )
-    lines.append(
-        "Alerts firing: " + ", ".join(a.name for a in firing) + "." if firing else "No alert is firing."
-    )
+    lines.append("Alerts firing: " + ", ".join(a.name for a in firing) + "." if firing else "No alert is firing.")
     return " ".join(lines)
 
 
@@ -718,14 +706,10 @@ class DashboardFiles:
     html: Path
 
 
-def render_dashboard(
-    report: MonitoringReport, settings: Settings, out_dir: Path | None = None
-) -> DashboardFiles:
+def render_dashboard(report: MonitoringReport, settings: Settings, out_dir: Path | None = None) -> DashboardFiles:
     """Save every chart as PNG and the whole dashboard as HTML under `out_dir` (reports_dir)."""
     out = out_dir or settings.reports_dir
-    figures = {
-        name: save_figure(plot(report, settings), figure_path(out, name)) for name, plot in FIGURES.items()
-    }
+    figures = {name: save_figure(plot(report, settings), figure_path(out, name)) for name, plot in FIGURES.items()}
     page = write_dashboard_html(report, figures, out / DASHBOARD_FILE)
     return DashboardFiles(figures=figures, html=page)
 
@@ -768,9 +752,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     report_p = sub.add_parser("report", help="render the dashboard (PNG + HTML) into the reports dir")
     _add_window_args(report_p)
-    report_p.add_argument(
-        "--freq", default=DEFAULT_FREQ, help="time window of the charts (default %(default)s)"
-    )
+    report_p.add_argument("--freq", default=DEFAULT_FREQ, help="time window of the charts (default %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("lib").setLevel(logging.INFO)  # our progress lines, not MLflow's/alembic's

@@ -96,9 +96,7 @@ def build_profile(df: pd.DataFrame, features: FeatureSet, proba: np.ndarray | No
         raise ProfileError(f"training frame lacks column(s): {', '.join(missing)}")
     rng = np.random.default_rng(SAMPLE_SEED)
     numeric = {col: _numeric(df[col].to_numpy(dtype=np.int64), rng) for col in features.numeric}
-    categorical = {
-        col: {"frequencies": _frequencies(df[col], CATEGORIES[col])} for col in features.categorical
-    }
+    categorical = {col: {"frequencies": _frequencies(df[col], CATEGORIES[col])} for col in features.categorical}
     prediction = None
     if proba is not None:
         p = np.asarray(proba, dtype=np.float64)
@@ -126,9 +124,7 @@ def load_profile(run_id: str, settings: Settings) -> dict[str, Any]:
     configure_mlflow(settings)
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=PROFILE_ARTIFACT, dst_path=tmp
-            )
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=PROFILE_ARTIFACT, dst_path=tmp)
         except (MlflowException, OSError) as exc:
             raise ProfileError(
                 f"run {run_id} has no {PROFILE_ARTIFACT}: train it with 03_train.py or 06_retrain.py"

@@ -188,9 +188,7 @@ def get_alias(settings: Settings, alias: str) -> VersionInfo | None:
 def require_champion(settings: Settings) -> VersionInfo:
     champion = get_alias(settings, CHAMPION)
     if champion is None:
-        raise RegistryError(
-            f"model {settings.model_name} has no '{CHAMPION}' version: run 04_api_deployment.py first"
-        )
+        raise RegistryError(f"model {settings.model_name} has no '{CHAMPION}' version: run 04_api_deployment.py first")
     return champion
 
 
@@ -216,9 +214,7 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
                 raise
 
 
-def register_run(
-    settings: Settings, run_id: str, selection_metric: str = DEFAULT_METRIC
-) -> tuple[VersionInfo, bool]:
+def register_run(settings: Settings, run_id: str, selection_metric: str = DEFAULT_METRIC) -> tuple[VersionInfo, bool]:
     """Register the run's model as a new version, or return the version already holding it.
 
     Returns (version, created). Re-registering the same run would only multiply identical
@@ -271,9 +267,7 @@ def best_run_id(
     try:
         return best_run(settings, experiment_name, selection_metric=selection_metric).run_id
     except TrainingError as exc:
-        raise RegistryError(
-            f"no finished run with {selection_metric} in experiment {experiment_name}: {hint}"
-        ) from exc
+        raise RegistryError(f"no finished run with {selection_metric} in experiment {experiment_name}: {hint}") from exc
 
 
 def register_best(
@@ -337,9 +331,7 @@ def rollback(settings: Settings) -> Promotion:
     current = require_champion(settings)
     prev = get_alias(settings, PREVIOUS)
     if prev is None or prev.version == current.version:
-        raise RegistryError(
-            f"model {name} has no previous version to roll back to (champion is v{current.version})"
-        )
+        raise RegistryError(f"model {name} has no previous version to roll back to (champion is v{current.version})")
     client.set_registered_model_alias(name, CHAMPION, prev.version)
     client.set_registered_model_alias(name, PREVIOUS, current.version)
     client.set_model_version_tag(

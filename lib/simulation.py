@@ -387,9 +387,7 @@ def run_simulation(
         ]
         if feedback:
             batch = min(FEEDBACK_BATCH, settings.max_batch_records)
-            result.feedback_accepted, result.feedback_errors = send_feedback(
-                client, feedback, batch, progress
-            )
+            result.feedback_accepted, result.feedback_errors = send_feedback(client, feedback, batch, progress)
     return result
 
 

@@ -17,9 +17,7 @@ from lib.config import Settings
 def configure_mlflow(settings: Settings) -> MlflowClient:
     """Point the MLflow fluent API at the configured store and return a client for it."""
     if settings.mlflow_tracking_uri.startswith("sqlite:///"):
-        Path(settings.mlflow_tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
-            parents=True, exist_ok=True
-        )
+        Path(settings.mlflow_tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     if settings.mlflow_registry_uri:
         mlflow.set_registry_uri(settings.mlflow_registry_uri)

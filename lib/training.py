@@ -272,8 +272,7 @@ def validate_grid(grid: Any) -> None:
         unknown = sorted(set(entry) - GRID_KEYS)
         if unknown:
             raise TrainingError(
-                f"grid entry {i}: unknown parameter(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(GRID_KEYS))}"
+                f"grid entry {i}: unknown parameter(s) {', '.join(unknown)}; allowed: {', '.join(sorted(GRID_KEYS))}"
             )
         for key, value in entry.items():
             if key != "grow_policy" and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -322,9 +321,7 @@ class Fitted:
 
 def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10, check=True
-        )
+        out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
@@ -486,9 +483,7 @@ def _log_run(prep: Prepared, fitted: Fitted, experiment_id: str, dataset: Any, w
         "validation_fraction": VALIDATION_FRACTION,
         "threshold": THRESHOLD,
     }
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=run_name(fitted.entry), tags=prep.tags
-    ) as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name(fitted.entry), tags=prep.tags) as run:
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
         mlflow.log_input(dataset, context="training")
@@ -528,9 +523,7 @@ def _log_figures(run_id: str, y_test: np.ndarray, proba: np.ndarray) -> None:
                 RocCurveDisplay.from_predictions(y_test, proba, ax=ax, name="XGBoost", plot_chance_level=True)
                 ax.set_title("Test ROC curve")
             else:
-                PrecisionRecallDisplay.from_predictions(
-                    y_test, proba, ax=ax, name="XGBoost", plot_chance_level=True
-                )
+                PrecisionRecallDisplay.from_predictions(y_test, proba, ax=ax, name="XGBoost", plot_chance_level=True)
                 ax.set_title("Test precision-recall curve")
             fig.tight_layout()
             mlflow.log_figure(fig, path)
@@ -552,9 +545,7 @@ def quiet_mlflow() -> Iterator[None]:
     progress_bar.set("false")
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message="Hint: Inferred schema contains integer", category=UserWarning
-            )
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
             yield
     finally:
         logging.disable(disabled)
@@ -676,21 +667,14 @@ def format_leaderboard(result: TrainResult) -> str:
 
     The params shown are the ones that vary across the runs (the grid's axes).
     """
-    keys = sorted(
-        {k for r in result.runs for k in r.params if len({x.params.get(k) for x in result.runs}) > 1}
-    )
+    keys = sorted({k for r in result.runs for k in r.params if len({x.params.get(k) for x in result.runs}) > 1})
     keys = keys or [k for k in ("max_depth", "learning_rate", "alpha") if k in result.best.params]
     metric = result.selection_metric
     ordered = sorted(result.runs, key=lambda r: r.metrics[metric], reverse=higher_is_better(metric))
     cols = ["test_roc_auc", "test_pr_auc", "test_f1", "test_accuracy"]
     if metric not in cols:
         cols.insert(0, metric)
-    header = (
-        f"  {'run_id':32}  "
-        + "  ".join(f"{k:>13}" for k in keys)
-        + "  "
-        + "  ".join(f"{c:>13}" for c in cols)
-    )
+    header = f"  {'run_id':32}  " + "  ".join(f"{k:>13}" for k in keys) + "  " + "  ".join(f"{c:>13}" for c in cols)
     lines = [header]
     for r in ordered:
         mark = "*" if r.run_id == result.best.run_id else " "

@@ -56,9 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="what is served, where, since when")
     start = sub.add_parser("start", help="start the server for the champion version")
     start.add_argument("--foreground", action="store_true", help="run in this terminal (Ctrl-C stops)")
-    start.add_argument(
-        "--no-auth", action="store_true", help="serve without an access key (explicit opt-out)"
-    )
+    start.add_argument("--no-auth", action="store_true", help="serve without an access key (explicit opt-out)")
     start.add_argument(
         "--watch", type=float, default=None, metavar="SECONDS",
         help="poll the champion alias and hot-swap when it moves (default: SERVE_WATCH_SECONDS)",
@@ -89,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         ep = service.start_detached(
             settings, no_auth=args.no_auth, watch_seconds=args.watch, expect_version=champion.version
         )
-        print(
-            f"serving {champion.name} v{champion.version} at {ep.url} (pid {ep.pid}); log {ep.state.log_file}"
-        )
+        print(f"serving {champion.name} v{champion.version} at {ep.url} (pid {ep.pid}); log {ep.state.log_file}")
         return 0
     except (ConfigError, RegistryError, ServingError, EndpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -65,9 +65,7 @@ class JSONResponse(FastAPIJSONResponse):
         return json.dumps(content, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
-def error(
-    status: int, detail: str, errors: list[dict[str, str]] | None = None, **headers: str
-) -> JSONResponse:
+def error(status: int, detail: str, errors: list[dict[str, str]] | None = None, **headers: str) -> JSONResponse:
     body: dict[str, Any] = {"detail": detail}
     if errors:
         body["errors"] = errors
@@ -140,17 +138,11 @@ class Metrics:
             ["model_name", "model_version"],
             registry=self.registry,
         )
-        backlog = Gauge(
-            "bank_prediction_log_backlog_rows", "rows waiting for the database", registry=self.registry
-        )
+        backlog = Gauge("bank_prediction_log_backlog_rows", "rows waiting for the database", registry=self.registry)
         backlog.set_function(lambda: writer.backlog)
-        written = Gauge(
-            "bank_prediction_log_written_rows", "rows written since start", registry=self.registry
-        )
+        written = Gauge("bank_prediction_log_written_rows", "rows written since start", registry=self.registry)
         written.set_function(lambda: writer.written)
-        dropped = Gauge(
-            "bank_prediction_log_dropped_rows", "rows lost: database unavailable", registry=self.registry
-        )
+        dropped = Gauge("bank_prediction_log_dropped_rows", "rows lost: database unavailable", registry=self.registry)
         dropped.set_function(lambda: writer.dropped)
         up = Gauge("bank_prediction_log_writer_up", "1 while the writer process runs", registry=self.registry)
         up.set_function(lambda: 1.0 if writer.alive else 0.0)
@@ -220,9 +212,7 @@ class GuardMiddleware:
 
     def _too_large(self, size: int | None = None) -> JSONResponse:
         got = f" ({size:,} bytes)" if size is not None else ""
-        return error(
-            413, f"request body too large{got}: the limit is {self.max_body:,} bytes (SERVE_MAX_BODY_BYTES)"
-        )
+        return error(413, f"request body too large{got}: the limit is {self.max_body:,} bytes (SERVE_MAX_BODY_BYTES)")
 
     def _unauthorized(self) -> JSONResponse:
         return error(
@@ -320,9 +310,7 @@ def create_app(
 ) -> FastAPI:
     """Build the server around a holder whose model is already loaded (its features shape the schema)."""
     if holder.current is None:
-        raise ServingError(
-            "load the model before building the app: its feature set defines the request schema"
-        )
+        raise ServingError("load the model before building the app: its feature set defines the request schema")
     features = holder.current.features
     body = schemas.build_schemas(features, settings.max_batch_records)
     store = store or MetricsStore(settings.metrics_db_url)
@@ -459,11 +447,7 @@ def create_app(
         proba, pred = loaded.model.predict_records([schemas.check_record(r, loaded.features) for r in raw])
         log_rows(loaded, without_target(raw), proba, pred, None, t0)
         return JSONResponse(
-            {
-                "predictions": [
-                    {"prediction": int(y), "probability": float(p)} for p, y in zip(proba, pred, strict=True)
-                ]
-            }
+            {"predictions": [{"prediction": int(y), "probability": float(p)} for p, y in zip(proba, pred, strict=True)]}
         )
 
     @app.post(
@@ -538,9 +522,7 @@ def create_app(
             return JSONResponse({"status": "loading", "model_version": None}, status_code=503)
         return JSONResponse({"status": "ready", "model_version": current.version})
 
-    @app.get(
-        "/version", response_model=schemas.VersionResponse, responses=_responses(503), summary="Served model"
-    )
+    @app.get("/version", response_model=schemas.VersionResponse, responses=_responses(503), summary="Served model")
     async def version() -> Response:
         loaded = serving()
         info = loaded.info

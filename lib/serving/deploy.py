@@ -47,9 +47,7 @@ def deploy_lock(settings: Settings, timeout: float = 600.0) -> Iterator[None]:
         with lock.acquire(timeout=timeout):
             yield
     except Timeout as exc:
-        raise ServingError(
-            f"another deployment holds {lock.lock_file} since more than {timeout:.0f}s"
-        ) from exc
+        raise ServingError(f"another deployment holds {lock.lock_file} since more than {timeout:.0f}s") from exc
 
 
 def serve_version(
@@ -57,9 +55,7 @@ def serve_version(
 ) -> tuple[Endpoint, str]:
     """Make the server serve `version`: start it if none runs, else hot-reload if it serves another."""
     if read_state(settings) is None:
-        return service.start_detached(
-            settings, no_auth=no_auth, expect_version=version, timeout=timeout
-        ), "started"
+        return service.start_detached(settings, no_auth=no_auth, expect_version=version, timeout=timeout), "started"
     ep = endpoint(settings)
     with ServingClient(ep, timeout=timeout) as client:
         if client.version()["model_version"] == version:
@@ -83,9 +79,7 @@ def promote_best(settings: Settings, metric: str = registry.DEFAULT_METRIC) -> P
     return registry.promote(settings, version.version)
 
 
-def deploy(
-    settings: Settings, *, metric: str = registry.DEFAULT_METRIC, no_auth: bool = False
-) -> DeployResult:
+def deploy(settings: Settings, *, metric: str = registry.DEFAULT_METRIC, no_auth: bool = False) -> DeployResult:
     """04: best training run -> champion -> served (started, or hot-reloaded if already running)."""
     with deploy_lock(settings):
         promotion = promote_best(settings, metric)
@@ -109,9 +103,7 @@ def redeploy(
     """
     tolerance = settings.gate_tolerance if tolerance is None else tolerance
     with deploy_lock(settings):
-        run_id = registry.best_run_id(
-            settings, settings.retrain_experiment_name, metric, "run 06_retrain.py first"
-        )
+        run_id = registry.best_run_id(settings, settings.retrain_experiment_name, metric, "run 06_retrain.py first")
         champion = registry.require_champion(settings)
         endpoint(settings)
         challenger, _ = registry.register_run(settings, run_id, metric)
@@ -144,7 +136,5 @@ def format_versions(rows: Iterable[tuple[str, VersionInfo | None]]) -> list[str]
             lines.append(f"{label:8} {'-':>7}")
             continue
         value = "-" if math.isnan(info.metric_value) else f"{info.metric_name}={info.metric_value:.4f}"
-        lines.append(
-            f"{label:8} {'v' + info.version:>7}  {info.run_id:32}  {info.snapshot_id or '-':>20}  {value}"
-        )
+        lines.append(f"{label:8} {'v' + info.version:>7}  {info.run_id:32}  {info.snapshot_id or '-':>20}  {value}")
     return lines

@@ -51,9 +51,7 @@ class LoadedModel:
 
 def example_record(features: FeatureSet) -> dict[str, object]:
     """A valid record (range minimums, first categories) to warm a model up before it serves."""
-    return {
-        col: CATEGORIES[col][0] if col in CATEGORIES else NUMERIC_RANGES[col][0] for col in features.columns
-    }
+    return {col: CATEGORIES[col][0] if col in CATEGORIES else NUMERIC_RANGES[col][0] for col in features.columns}
 
 
 def load_version(info: VersionInfo) -> LoadedModel:
@@ -61,9 +59,7 @@ def load_version(info: VersionInfo) -> LoadedModel:
     pyfunc = mlflow.pyfunc.load_model(info.uri)
     model = pyfunc.unwrap_python_model()
     if not isinstance(model, BankModel):
-        raise ServingError(
-            f"{info.uri} is a {type(model).__name__}, not a BankModel: register a run of 03_train.py"
-        )
+        raise ServingError(f"{info.uri} is a {type(model).__name__}, not a BankModel: register a run of 03_train.py")
     model.predict_records([example_record(model.features)])
     return LoadedModel(model=model, info=info, loaded_at=datetime.now(UTC))
 
@@ -108,9 +104,7 @@ class ModelHolder:
         """Poll the alias every `interval` seconds and swap when it moves (0 = off)."""
         if interval <= 0 or self._watcher is not None:
             return
-        self._watcher = threading.Thread(
-            target=self._watch, args=(interval,), name="alias-watcher", daemon=True
-        )
+        self._watcher = threading.Thread(target=self._watch, args=(interval,), name="alias-watcher", daemon=True)
         self._watcher.start()
 
     def stop_watcher(self) -> None:
@@ -123,6 +117,4 @@ class ModelHolder:
             try:
                 self.reload()
             except Exception:
-                log.exception(
-                    "alias watcher: reload failed; still serving %s", self.current and self.current.version
-                )
+                log.exception("alias watcher: reload failed; still serving %s", self.current and self.current.version)

@@ -69,9 +69,7 @@ EventTime = Annotated[
     AfterValidator(_event_time),
     Field(description="When the event happened (ISO 8601; naive = UTC); default: when received"),
 ]
-AccessKey = Annotated[
-    str, Field(description="Access key, for clients that cannot send an Authorization header")
-]
+AccessKey = Annotated[str, Field(description="Access key, for clients that cannot send an Authorization header")]
 Label = Annotated[Literal[0, 1, "yes", "no"], BeforeValidator(_label)]
 Scalar = StrictInt | StrictFloat | StrictStr | StrictBool | None
 
@@ -215,9 +213,7 @@ def build_schemas(features: FeatureSet, max_batch: int) -> Schemas:
                     raise FeatureError("dataframe_split.columns: duplicate column names")
                 for i, row in enumerate(split.data):
                     if len(row) != len(cols):
-                        raise FeatureError(
-                            f"dataframe_split.data[{i}]: {len(row)} values for {len(cols)} columns"
-                        )
+                        raise FeatureError(f"dataframe_split.data[{i}]: {len(row)} values for {len(cols)} columns")
                 return [dict(zip(cols, row, strict=True)) for row in split.data]
             if self.dataframe_records is not None:
                 return list(self.dataframe_records)

@@ -109,9 +109,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ServingError(
-            f"cannot listen on {host}:{port} ({exc.strerror}): set SERVE_PORT to a free port"
-        ) from exc
+        raise ServingError(f"cannot listen on {host}:{port} ({exc.strerror}): set SERVE_PORT to a free port") from exc
     sock.listen(2048)
     return sock
 

@@ -42,9 +42,7 @@ def fill_log(settings: Settings, versions: list[str], bank_sample: pd.DataFrame)
         records = generate_batch(bank_sample, PER_VERSION, seed=10 + i, drift=drift)
         model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}")
         scored = model.predict(records.loc[:, model.metadata.get_input_schema().input_names()])
-        times = [
-            start + timedelta(days=3 * i) + timedelta(days=3) * k / PER_VERSION for k in range(PER_VERSION)
-        ]
+        times = [start + timedelta(days=3 * i) + timedelta(days=3) * k / PER_VERSION for k in range(PER_VERSION)]
         inputs = records.loc[:, [c for c in RAW_COLUMNS if c != TARGET]].astype(object).to_dict("records")
         rows = [
             PredictionRow(str(uuid.uuid4()), t.timestamp(), t.timestamp(), settings.model_name, version, rec,
@@ -116,12 +114,8 @@ def test_report_builds_from_the_stores(logged: Settings) -> None:
 
 
 def test_check_exits_2_and_triggers_the_retrain_chain(logged: Settings, tmp_path: Path) -> None:
-    (tmp_path / "retrain.py").write_text(
-        "from pathlib import Path\nPath('retrained.txt').write_text('yes')\n"
-    )
-    (tmp_path / "redeploy.py").write_text(
-        "from pathlib import Path\nPath('redeployed.txt').write_text('yes')\n"
-    )
+    (tmp_path / "retrain.py").write_text("from pathlib import Path\nPath('retrained.txt').write_text('yes')\n")
+    (tmp_path / "redeploy.py").write_text("from pathlib import Path\nPath('redeployed.txt').write_text('yes')\n")
     (tmp_path / "jobs.yaml").write_text(
         textwrap.dedent(
             """\
@@ -149,9 +143,7 @@ def test_check_exits_2_and_triggers_the_retrain_chain(logged: Settings, tmp_path
     assert (tmp_path / "redeployed.txt").read_text() == "yes"
 
 
-def test_check_on_an_ordinary_window_passes_and_fails_clearly_without_data(
-    logged: Settings, tmp_path: Path
-) -> None:
+def test_check_on_an_ordinary_window_passes_and_fails_clearly_without_data(logged: Settings, tmp_path: Path) -> None:
     # With thresholds nothing can cross, every rule with data is ok and the exit code is 0.
     ok = subprocess.run(
         [sys.executable, "-m", "lib.monitoring", "check", "--last", "2000"],

@@ -28,9 +28,7 @@ from tests.conftest import make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-TINY_GRID = json.dumps(
-    [{"max_depth": 3, "learning_rate": 0.3, "num_boost_round": 15, "early_stopping_rounds": 5}]
-)
+TINY_GRID = json.dumps([{"max_depth": 3, "learning_rate": 0.3, "num_boost_round": 15, "early_stopping_rounds": 5}])
 TRAIN_ARGS = ["--grid", TINY_GRID, "--workers", "1", "--no-progress"]
 
 
@@ -126,7 +124,5 @@ def test_bad_batch_rollback_and_recovery(
 
 def _kill_if_alive(pid: int) -> None:
     """Never leak the server this test started, even if its state file was lost."""
-    if Path(f"/proc/{pid}").exists() and "lib.serving" in Path(f"/proc/{pid}/cmdline").read_text(
-        errors="replace"
-    ):
+    if Path(f"/proc/{pid}").exists() and "lib.serving" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
         os.kill(pid, signal.SIGTERM)

@@ -55,9 +55,7 @@ def test_time_travel_and_rollback(spark, sample_table, bank_sample: pd.DataFrame
 
 def test_create_or_replace_adds_a_snapshot_with_new_content(spark, sample_table, bank_sample: pd.DataFrame):
     before = lake.list_snapshots(spark, sample_table)
-    lake.create_or_replace(
-        spark, sample_table, spark.createDataFrame(bank_sample.head(7), schema=spark_ddl())
-    )
+    lake.create_or_replace(spark, sample_table, spark.createDataFrame(bank_sample.head(7), schema=spark_ddl()))
     assert lake.read_table(spark, sample_table).count() == 7
     assert len(lake.list_snapshots(spark, sample_table)) == len(before) + 1
 

@@ -181,9 +181,7 @@ def test_table_schema_drift_is_refused(spark, sample_table: Settings, bank_sampl
     assert state(spark, sample_table) == before
 
 
-def test_append_waiting_too_long_for_the_lock_fails_cleanly(
-    spark, sample_table: Settings, bank_sample: pd.DataFrame
-):
+def test_append_waiting_too_long_for_the_lock_fails_cleanly(spark, sample_table: Settings, bank_sample: pd.DataFrame):
     from filelock import FileLock
 
     before = state(spark, sample_table)

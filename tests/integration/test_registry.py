@@ -24,9 +24,7 @@ WEAK = [{"max_depth": 1, "num_boost_round": 2, "early_stopping_rounds": 2}]
 
 
 def aliases(settings: Settings) -> dict[str, str | None]:
-    return {
-        a: getattr(registry.get_alias(settings, a), "version", None) for a in (CHAMPION, PREVIOUS, CHALLENGER)
-    }
+    return {a: getattr(registry.get_alias(settings, a), "version", None) for a in (CHAMPION, PREVIOUS, CHALLENGER)}
 
 
 def holdout(df: pd.DataFrame) -> HoldOut:
@@ -50,26 +48,19 @@ def test_register_best_records_lineage_and_is_rerun_safe(table_settings: Setting
     assert best.run_id in mv.description and "snapshot 1234" in mv.description
     again = registry.register_best(table_settings, table_settings.experiment_name)
     assert again.version == version.version
-    assert (
-        len(configure_mlflow(table_settings).search_model_versions(f"name='{table_settings.model_name}'"))
-        == 1
-    )
+    assert len(configure_mlflow(table_settings).search_model_versions(f"name='{table_settings.model_name}'")) == 1
 
 
 def test_no_runs_names_the_script_to_run(table_settings: Settings) -> None:
     with pytest.raises(RegistryError, match="run 06_retrain.py first"):
-        registry.register_best(
-            table_settings, table_settings.retrain_experiment_name, hint="run 06_retrain.py first"
-        )
+        registry.register_best(table_settings, table_settings.retrain_experiment_name, hint="run 06_retrain.py first")
     assert registry.get_alias(table_settings, CHAMPION) is None
     with pytest.raises(RegistryError, match="run 04_api_deployment.py first"):
         registry.require_champion(table_settings)
 
 
 def test_promote_and_rollback_move_aliases(table_settings: Settings, train_runs) -> None:
-    runs = train_runs(
-        table_settings, table_settings.experiment_name, grid=[{"max_depth": d} for d in (2, 3, 4)]
-    )
+    runs = train_runs(table_settings, table_settings.experiment_name, grid=[{"max_depth": d} for d in (2, 3, 4)])
     v1, v2, v3 = (registry.register_run(table_settings, r.run_id)[0].version for r in runs)
 
     first = registry.promote(table_settings, v1)
@@ -100,9 +91,7 @@ def test_interrupted_promotion_leaves_a_valid_champion(
     table_settings: Settings, train_runs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A process killed between the two alias writes must leave the old champion in place."""
-    runs = train_runs(
-        table_settings, table_settings.experiment_name, grid=[{"max_depth": 2}, {"max_depth": 3}]
-    )
+    runs = train_runs(table_settings, table_settings.experiment_name, grid=[{"max_depth": 2}, {"max_depth": 3}])
     v1, v2 = (registry.register_run(table_settings, r.run_id)[0].version for r in runs)
     registry.promote(table_settings, v1)
     real = MlflowClient.set_registered_model_alias

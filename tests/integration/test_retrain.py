@@ -16,9 +16,7 @@ from lib.tracking import configure_mlflow
 
 pytestmark = pytest.mark.integration
 
-TINY_GRID = json.dumps(
-    [{"max_depth": 3, "learning_rate": 0.3, "num_boost_round": 15, "early_stopping_rounds": 5}]
-)
+TINY_GRID = json.dumps([{"max_depth": 3, "learning_rate": 0.3, "num_boost_round": 15, "early_stopping_rounds": 5}])
 
 
 def run_06(settings: Settings, *args: str) -> subprocess.CompletedProcess:
@@ -77,14 +75,10 @@ def test_full_incremental_and_snapshot_retraining(spark, sample_table: Settings,
         assert int(tags["rows_total"]) == rows, mode
         assert int(tags["rows_train"]) + int(tags["rows_test"]) == rows, mode
         assert tags["table"] == sample_table.table_ident
-    assert (
-        runs["full"][0].data.tags["iceberg_committed_at"].startswith(snap.committed_at.strftime("%Y-%m-%d"))
-    )
+    assert runs["full"][0].data.tags["iceberg_committed_at"].startswith(snap.committed_at.strftime("%Y-%m-%d"))
 
 
-def test_retrain_refuses_data_outside_the_feature_definition(
-    spark, sample_table: Settings, bank_sample: pd.DataFrame
-):
+def test_retrain_refuses_data_outside_the_feature_definition(spark, sample_table: Settings, bank_sample: pd.DataFrame):
     batch = generate_batch(bank_sample, 300, seed=4)
     batch.loc[:4, "job"] = "influencer"
     bad = append_batch(spark, sample_table, batch, "file", allow_new_categories=True)

@@ -92,9 +92,7 @@ def lifecycle(sample_table: Settings):
     service.stop(sample_table)
 
 
-def test_deploy_redeploy_rollback_under_load(
-    spark, lifecycle: Settings, train_runs, bank_sample: pd.DataFrame
-):
+def test_deploy_redeploy_rollback_under_load(spark, lifecycle: Settings, train_runs, bank_sample: pd.DataFrame):
     s = lifecycle
     from lib.lake import current_snapshot_id
 

@@ -120,9 +120,7 @@ def test_invocations_speaks_the_mlflow_protocols(client: TestClient, records: li
         assert set(preds[0]) == {"prediction", "probability"}
 
 
-def test_predictions_are_logged_with_event_time(
-    client: TestClient, served: Settings, records: list[dict]
-) -> None:
+def test_predictions_are_logged_with_event_time(client: TestClient, served: Settings, records: list[dict]) -> None:
     when = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
     answer = post(client, "/predict", {"request": records[:2], "event_time": when.isoformat()})
     uuids = [p["uuid"] for p in answer.json()["predictions"]]
@@ -152,9 +150,7 @@ def test_protected_routes_need_the_key(client: TestClient, path: str) -> None:
 
 def test_access_key_in_the_body(client: TestClient, records: list[dict]) -> None:
     assert post(client, "/predict", {"request": records[0], "accessKey": KEY}, headers={}).status_code == 200
-    assert (
-        post(client, "/predict", {"request": records[0], "accessKey": "nope"}, headers={}).status_code == 401
-    )
+    assert post(client, "/predict", {"request": records[0], "accessKey": "nope"}, headers={}).status_code == 401
 
 
 def test_auth_is_checked_before_validation(client: TestClient) -> None:
@@ -305,9 +301,7 @@ def test_feedback_single_batch_and_unknown(client: TestClient, served: Settings,
     assert batch.status_code == 200, batch.text
     assert batch.json() == {"matched": 2, "unknown": [unknown]}
     log = MetricsStore(served.metrics_db_url).read_predictions().set_index("uuid")
-    assert log.loc[uuids[0], "label"] == 1 and log.loc[uuids[0], "label_ts"] == pd.Timestamp(
-        "2024-03-02", tz="UTC"
-    )
+    assert log.loc[uuids[0], "label"] == 1 and log.loc[uuids[0], "label_ts"] == pd.Timestamp("2024-03-02", tz="UTC")
     assert log.loc[uuids[1], "label"] == 0 and log.loc[uuids[2], "label"] == 0
     bad_bodies = [
         {"uuid": uuids[0], "label": 2},
@@ -320,19 +314,14 @@ def test_feedback_single_batch_and_unknown(client: TestClient, served: Settings,
         assert post(client, "/feedback", bad).status_code == 422, bad
 
 
-def test_metrics_count_requests_errors_and_latency(
-    client: TestClient, served: Settings, records: list[dict]
-) -> None:
+def test_metrics_count_requests_errors_and_latency(client: TestClient, served: Settings, records: list[dict]) -> None:
     post(client, "/predict", {"request": records[0]})
     client.post("/predict", json={})
     text = client.get("/metrics").text
     version = registry.require_champion(served).version
     assert f'bank_model_requests_total{{model_version="{version}",route="/predict",status="200"}}' in text
     assert 'bank_model_errors_total{route="/predict",status="401"}' in text
-    assert (
-        f'bank_model_request_latency_seconds_bucket{{le="0.005",model_version="{version}",route="/predict"}}'
-        in text
-    )
+    assert f'bank_model_request_latency_seconds_bucket{{le="0.005",model_version="{version}",route="/predict"}}' in text
     assert f'bank_model_predictions_total{{model_version="{version}"}}' in text
     assert f'bank_model_info{{model_name="{served.model_name}",model_version="{version}"}} 1.0' in text
     assert "bank_prediction_log_writer_up 1.0" in text
@@ -404,9 +393,7 @@ def test_watcher_swaps_when_the_champion_alias_moves(
         assert f'model_version="{v1}"' not in metrics.split("# HELP bank_model_info")[1].split("# HELP")[0]
 
 
-def test_an_unavailable_prediction_log_is_a_503(
-    client: TestClient, served: Settings, records: list[dict]
-) -> None:
+def test_an_unavailable_prediction_log_is_a_503(client: TestClient, served: Settings, records: list[dict]) -> None:
     from lib.metrics_store import ground_truth, metadata
 
     uuid = post(client, "/predict", {"request": records[0]}).json()["predictions"][0]["uuid"]

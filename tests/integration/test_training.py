@@ -106,9 +106,9 @@ def test_full_grid_is_tracked_and_servable(spark, sample_table: Settings, bank_s
     # MLflow itself serves the logged model on raw records, and it is the model that was evaluated
     model = mlflow.pyfunc.load_model(f"runs:/{best.run_id}/model")
     out = model.predict(pd.DataFrame(raw_records(test_df, FeatureSet())))
-    assert evaluate(labels_to_int(test_df[TARGET]), out["probability"].to_numpy())[
-        "roc_auc"
-    ] == pytest.approx(best.metrics["test_roc_auc"], abs=1e-6)
+    assert evaluate(labels_to_int(test_df[TARGET]), out["probability"].to_numpy())["roc_auc"] == pytest.approx(
+        best.metrics["test_roc_auc"], abs=1e-6
+    )
     odd = raw_records(test_df.head(3), FeatureSet())
     odd[0]["job"], odd[1]["month"] = "astronaut", "smarch"
     out = model.predict(pd.DataFrame(odd))

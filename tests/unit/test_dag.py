@@ -53,9 +53,7 @@ class RecordingBash:
 def install_airflow(monkeypatch: pytest.MonkeyPatch, layout: str) -> None:
     modules = {"airflow": types.ModuleType("airflow")}
     modules["airflow"].DAG = RecordingDag
-    bash_module = (
-        "airflow.providers.standard.operators.bash" if layout == "airflow3" else "airflow.operators.bash"
-    )
+    bash_module = "airflow.providers.standard.operators.bash" if layout == "airflow3" else "airflow.operators.bash"
     parts = bash_module.split(".")
     for i in range(2, len(parts) + 1):
         modules[".".join(parts[:i])] = types.ModuleType(".".join(parts[:i]))

@@ -9,12 +9,8 @@ from lib.config import PROJECT_ROOT
 from lib.dataset import DatasetError, extract_and_validate, fetch, validate_csv_bytes
 
 HEADER = '"age";"job";"marital";"education";"default";"balance";"housing";"loan";"contact";"day";"month";"duration";"campaign";"pdays";"previous";"poutcome";"y"\n'  # noqa: E501
-ROW = (
-    '58;"management";"married";"tertiary";"no";2143;"yes";"no";"unknown";5;"may";261;1;-1;0;"unknown";"no"\n'
-)
-ROW_YES = (
-    '33;"services";"single";"secondary";"no";10;"no";"no";"cellular";7;"jun";500;2;-1;0;"unknown";"yes"\n'
-)
+ROW = '58;"management";"married";"tertiary";"no";2143;"yes";"no";"unknown";5;"may";261;1;-1;0;"unknown";"no"\n'
+ROW_YES = '33;"services";"single";"secondary";"no";10;"no";"no";"cellular";7;"jun";500;2;-1;0;"unknown";"yes"\n'
 
 
 def small_csv(rows: int = 3) -> bytes:
@@ -67,9 +63,7 @@ def test_truncated_file_fails_row_count(small_expected):
 
 
 def test_extract_plain_zip(tmp_path: Path, small_expected):
-    summary = extract_and_validate(
-        make_zip({"bank-full.csv": small_csv(), "bank-names.txt": b"notes"}), tmp_path
-    )
+    summary = extract_and_validate(make_zip({"bank-full.csv": small_csv(), "bank-names.txt": b"notes"}), tmp_path)
     assert summary.rows == 3 and summary.positives == 1
     assert (tmp_path / "bank-full.csv").read_bytes() == small_csv()
     assert (tmp_path / "bank-names.txt").exists()

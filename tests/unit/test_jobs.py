@@ -160,9 +160,7 @@ def test_a_job_cannot_run_twice_at_once(tmp_path: Path):
     settings, spec_path = make_project(tmp_path, spec_yaml, {"slow.py": code})
     spec = load_spec(spec_path)
     results = []
-    worker = threading.Thread(
-        target=lambda: results.append(run_chain(settings, "Slow", spec=spec, progress=False))
-    )
+    worker = threading.Thread(target=lambda: results.append(run_chain(settings, "Slow", spec=spec, progress=False)))
     worker.start()
     deadline = time.monotonic() + 20
     while not (tmp_path / "started").exists() and time.monotonic() < deadline:

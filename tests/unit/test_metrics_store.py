@@ -135,9 +135,7 @@ def test_feedback_rejects_bad_labels_before_writing(store: MetricsStore) -> None
 
 
 def test_time_range_and_version_filters(store: MetricsStore) -> None:
-    store.write_predictions(
-        [row(i, version=str(1 + d), day=d) for d in range(3) for i in range(5 * d, 5 * d + 5)]
-    )
+    store.write_predictions([row(i, version=str(1 + d), day=d) for d in range(3) for i in range(5 * d, 5 * d + 5)])
     day1 = T0 + timedelta(days=1)
     df = store.read_predictions(start=day1, end=day1 + timedelta(days=1))
     assert len(df) == 5 and set(df["model_version"]) == {"2"}

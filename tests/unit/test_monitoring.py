@@ -246,9 +246,7 @@ def test_alerts_ok_when_everything_is_within_thresholds() -> None:
 
 def test_alerts_fire_on_low_accuracy_drift_and_latency() -> None:
     bad = log_frame([(h, "1", 1, 0.9, 0, 80.0) for h in range(20)])
-    alerts = by_name(
-        evaluate_alerts(bad, drift_rows({"age": 0.6, "balance": 0.01, "probability": 0.3}), SETTINGS)
-    )
+    alerts = by_name(evaluate_alerts(bad, drift_rows({"age": 0.6, "balance": 0.01, "probability": 0.3}), SETTINGS))
     assert alerts["accuracy"].status == FIRING and alerts["accuracy"].value == 0.0
     assert alerts["data_drift_psi"].status == FIRING
     assert alerts["data_drift_psi"].value == pytest.approx(0.6)
@@ -268,9 +266,7 @@ def test_alerts_report_no_data_without_labels_or_drift() -> None:
 
 
 def test_alert_thresholds_come_from_settings() -> None:
-    strict = load_settings(
-        {"PROJECT_ROOT": "/tmp/unused", "PROJECT_OWNER": "t", "ALERT_MIN_ACCURACY": "0.99"}
-    )
+    strict = load_settings({"PROJECT_ROOT": "/tmp/unused", "PROJECT_OWNER": "t", "ALERT_MIN_ACCURACY": "0.99"})
     mostly_right = log_frame([(h, "1", 1, 0.9, int(h > 0), 5.0) for h in range(20)])  # accuracy 0.95
     assert by_name(evaluate_alerts(mostly_right, None, SETTINGS))["accuracy"].status == OK
     assert by_name(evaluate_alerts(mostly_right, None, strict))["accuracy"].status == FIRING
