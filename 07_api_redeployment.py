@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = deploy.rollback(settings)
             else:
 
-                def holdout():  # noqa: ANN202 - Spark starts only once a comparison is due
-                    return holdout_rows(stack.enter_context(spark_session(settings)), settings)
+                def holdout(versions):  # Spark starts only once a comparison is due
+                    return holdout_rows(stack.enter_context(spark_session(settings)), settings, versions)
 
                 result = deploy.redeploy(
                     settings, holdout, metric=args.metric, tolerance=args.tolerance, force=args.force

@@ -8,12 +8,25 @@ so a flag added here works in both.
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from dataclasses import dataclass
 from typing import Any
 
+from lib.batches import BatchError, validate_training_data
 from lib.config import Settings
 from lib.features import FeatureSet
-from lib.training import DEFAULT_GRID, METRIC_NAMES, TrainingError, TrainResult, format_leaderboard, load_grid
+from lib.lake import LakeError, spark_session
+from lib.training import (
+    DEFAULT_GRID,
+    METRIC_NAMES,
+    TrainingError,
+    TrainResult,
+    format_leaderboard,
+    load_grid,
+    load_training_data,
+    train_grid,
+)
 
 METRICS: list[str] = [f"{part}_{m}" for part in ("test", "train") for m in METRIC_NAMES] + ["val_roc_auc"]
 
@@ -34,7 +47,12 @@ class TrainingOptions:
 
 def add_training_args(parser: argparse.ArgumentParser, default_experiment: str) -> None:
     """Add the grid/metric/feature/snapshot options every training script understands."""
-    parser.add_argument("--experiment", default=default_experiment, help="MLflow experiment (default: %(default)s)")
+    parser.add_argument(
+        "--experiment",
+        help=f"MLflow experiment (default: {default_experiment}; with --include-duration "
+        f"{default_experiment}-duration, so the leaky benchmark never becomes the deployed best run)",
+    )
+    parser.set_defaults(default_experiment=default_experiment)
     parser.add_argument("--grid", help="grid as a JSON list of param objects, or a JSON file (default: 12-run grid)")
     parser.add_argument("--max-runs", type=int, help="train only the first N grid entries")
     parser.add_argument(
@@ -64,7 +82,7 @@ def training_options(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     if not grid:
         raise TrainingError("the grid is empty")
     return TrainingOptions(
-        experiment=args.experiment,
+        experiment=args.experiment or args.default_experiment + ("-duration" if args.include_duration else ""),
         grid=grid,
         features=FeatureSet(include_duration=args.include_duration),
         selection_metric=args.metric,
@@ -72,6 +90,25 @@ def training_options(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         workers=args.workers,
         progress=not args.no_progress,
         snapshot_id=args.snapshot_id,
+    )
+
+
+def train_from_table(settings: Settings, options: TrainingOptions, mode: str = "full") -> TrainResult:
+    """Read the table (Spark session closed before training so its JVM frees the cores), refuse
+    data that breaks the feature definition, then train and log the grid."""
+    with spark_session(settings) as spark:
+        data = load_training_data(spark, settings, mode=mode, snapshot_id=options.snapshot_id)
+    validate_training_data(data.df, f"{data.table} @ snapshot {data.snapshot_id} ({data.mode})")
+    return train_grid(
+        data,
+        settings,
+        options.experiment,
+        grid=options.grid,
+        features=options.features,
+        selection_metric=options.selection_metric,
+        seed=options.seed,
+        progress=options.progress,
+        workers=options.workers,
     )
 
 
@@ -91,3 +128,22 @@ def training_summary(result: TrainResult, options: TrainingOptions, settings: Se
             f"tracking   : {settings.mlflow_tracking_uri}",
         ]
     )
+
+
+def training_main(
+    parser: argparse.ArgumentParser, argv: list[str] | None, settings: Settings, default_experiment: str, next_step: str
+) -> int:
+    """The whole of a training script after its own options: parse, train, summarise. A `--data`
+    option the script added picks full or incremental data; every failure is one `error:` line."""
+    add_training_args(parser, default_experiment=default_experiment)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        options = training_options(parser, args)
+        result = train_from_table(settings, options, mode=getattr(args, "data", "full"))
+    except (LakeError, TrainingError, BatchError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(training_summary(result, options, settings))
+    print(f"next       : {next_step}")
+    return 0

@@ -49,6 +49,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from lib.config import PROJECT_ROOT
 from lib.features import NUMERIC, RAW_COLUMNS, TARGET, TARGET_VALUES
@@ -304,7 +305,7 @@ def serve_writer(url: str, rows_fd: int, acks_fd: int, max_pending: int) -> None
         if pending:
             try:
                 store.write_predictions(pending)
-            except Exception:
+            except (SQLAlchemyError, OSError):
                 failures += 1
                 if failures == 1:
                     log.exception("writing %d rows failed; will retry", len(pending))

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import mlflow
+import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -29,7 +31,6 @@ from lib.tracking import configure_mlflow
 from lib.training import TrainingError, higher_is_better
 
 if TYPE_CHECKING:
-    import pandas as pd
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
@@ -344,12 +345,44 @@ def rollback(settings: Settings) -> Promotion:
 # --- the redeploy gate -----------------------------------------------------------------------------
 
 
-def holdout_rows(spark: SparkSession, settings: Settings) -> HoldOut:
-    """The test split of the table's current snapshot: the rows the gate scores both models on."""
+MIN_HOLDOUT_ROWS = 100
+
+
+def _training_rows(spark: SparkSession, settings: Settings, info: VersionInfo) -> pd.DataFrame:
+    """The exact rows a version was fitted on, rebuilt from its run's snapshot, data mode and seed."""
+    from lib.training import load_training_data, split
+
+    run = _client(settings).get_run(info.run_id)
+    snapshot = run.data.tags.get("iceberg_snapshot_id")
+    if not snapshot:
+        raise RegistryError(f"version {info.version} (run {info.run_id}) has no iceberg_snapshot_id tag")
+    mode = "incremental" if run.data.tags.get("data_mode") == "incremental" else "full"
+    data = load_training_data(spark, settings, mode=mode, snapshot_id=int(snapshot))
+    train, _ = split(data.df, seed=int(run.data.params.get("seed", 42)))
+    return train
+
+
+def holdout_rows(spark: SparkSession, settings: Settings, versions: Sequence[VersionInfo] = ()) -> HoldOut:
+    """The test split of the table's current snapshot, minus every row any of `versions` was
+    fitted on. After a batch the split moves, so without this the champion would be scored on rows
+    it trained on (and a bootstrapped batch repeats rows); the gate must compare unseen rows."""
     from lib.training import load_training_data, split
 
     data = load_training_data(spark, settings, mode="full")
     _, test = split(data.df, seed=42)
+    seen = [_training_rows(spark, settings, info) for info in versions]
+    if seen:
+        columns = list(test.columns)
+        trained = pd.concat([frame[columns] for frame in seen]).drop_duplicates()
+        marked = test.merge(trained, on=columns, how="left", indicator=True)
+        test = marked.loc[marked["_merge"] == "left_only", columns].reset_index(drop=True)
+        labels = set(labels_to_int(test[TARGET]))
+        if len(test) < MIN_HOLDOUT_ROWS or labels != {0, 1}:
+            names = ", ".join(f"v{info.version}" for info in versions)
+            raise RegistryError(
+                f"only {len(test)} held-out rows of snapshot {data.snapshot_id} are unseen by {names} "
+                f"(need {MIN_HOLDOUT_ROWS} with both classes): append a batch (05_newbatch.py) and retrain"
+            )
     return HoldOut(frame=test, snapshot_id=data.snapshot_id, table=data.table)
 
 

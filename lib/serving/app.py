@@ -402,6 +402,17 @@ def create_app(
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error(500, f"internal error ({type(exc).__name__}); see the server log")
 
+    def score(
+        request: Request, records: list[dict[str, Any]], event_time: Any, checked: bool
+    ) -> tuple[LoadedModel, list[str], Any, Any]:
+        """Score with the model serving right now and log every row (the one path both scoring routes take)."""
+        t0 = request.scope.get(T0_KEY, time.perf_counter())
+        loaded = serving()
+        rows = records if checked else [schemas.check_record(r, loaded.features) for r in records]
+        proba, pred = loaded.model.predict_records(rows)
+        ids = log_rows(loaded, without_target(records), proba, pred, event_time, t0)
+        return loaded, ids, proba, pred
+
     @app.post(
         "/predict",
         response_model=schemas.PredictResponse,
@@ -410,11 +421,8 @@ def create_app(
         summary="Score one record or a batch (CML model API style)",
     )
     async def predict(request: Request, payload: body.predict) -> Response:  # type: ignore[valid-type]
-        t0 = request.scope.get(T0_KEY, time.perf_counter())
-        loaded = serving()
-        records = payload.records()  # typed by the schema from lib.features: no second validation pass
-        proba, pred = loaded.model.predict_records(records)
-        ids = log_rows(loaded, without_target(records), proba, pred, payload.event_time, t0)
+        # typed by the schema from lib.features: no second validation pass
+        loaded, ids, proba, pred = score(request, payload.records(), payload.event_time, checked=True)
         name, version = loaded.name, loaded.version
         return JSONResponse(
             {
@@ -441,11 +449,7 @@ def create_app(
         summary="Score rows in the MLflow scoring-server protocol",
     )
     async def invocations(request: Request, payload: body.invocations) -> Response:  # type: ignore[valid-type]
-        t0 = request.scope.get(T0_KEY, time.perf_counter())
-        loaded = serving()
-        raw = payload.records()
-        proba, pred = loaded.model.predict_records([schemas.check_record(r, loaded.features) for r in raw])
-        log_rows(loaded, without_target(raw), proba, pred, None, t0)
+        _, _, proba, pred = score(request, payload.records(), None, checked=False)
         return JSONResponse(
             {"predictions": [{"prediction": int(y), "probability": float(p)} for p, y in zip(proba, pred, strict=True)]}
         )

@@ -9,7 +9,7 @@ Deployments hold a file lock so two scripts never move aliases at the same time.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -89,7 +89,7 @@ def deploy(settings: Settings, *, metric: str = registry.DEFAULT_METRIC, no_auth
 
 def redeploy(
     settings: Settings,
-    holdout: Callable[[], HoldOut],
+    holdout: Callable[[Sequence[VersionInfo]], HoldOut],
     *,
     metric: str = registry.DEFAULT_METRIC,
     tolerance: float | None = None,
@@ -98,7 +98,8 @@ def redeploy(
     """07: best retrained run -> challenger -> gate vs champion -> promote -> hot swap -> verify.
 
     A rejected challenger raises GateRejected with the champion and the server untouched.
-    `holdout` is called only once there is something to compare, so a missing prerequisite fails
+    `holdout(versions)` is called only once there is something to compare (with the two versions, whose
+    training rows it leaves out), so a missing prerequisite fails
     before any Spark session starts.
     """
     tolerance = settings.gate_tolerance if tolerance is None else tolerance
@@ -111,7 +112,9 @@ def redeploy(
             ep, action = serve_version(settings, champion.version)
             return DeployResult(Promotion(champion, champion), ep, action)
         registry.set_alias(settings, registry.CHALLENGER, challenger.version)
-        gate = registry.evaluate_gate(settings, challenger, champion, holdout(), metric, tolerance)
+        gate = registry.evaluate_gate(
+            settings, challenger, champion, holdout((challenger, champion)), metric, tolerance
+        )
         if not gate.passed and not force:
             raise GateRejected(gate)
         promotion = registry.promote(settings, challenger.version, forced=not gate.passed)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import mlflow
+from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import SQLAlchemyError
 
 from lib.config import Settings
 from lib.features import CATEGORIES, NUMERIC_RANGES, FeatureSet
@@ -47,6 +49,11 @@ class LoadedModel:
     @property
     def features(self) -> FeatureSet:
         return self.model.features
+
+
+# What a failed reload can raise while the registry or artifact store is briefly unavailable or a
+# version is unusable; the watcher logs it and keeps serving, anything else is a bug and ends the thread.
+RELOAD_ERRORS = (ServingError, MlflowException, SQLAlchemyError, OSError, ValueError)
 
 
 def example_record(features: FeatureSet) -> dict[str, object]:
@@ -116,5 +123,5 @@ class ModelHolder:
         while not self._stop.wait(interval):
             try:
                 self.reload()
-            except Exception:
+            except RELOAD_ERRORS:
                 log.exception("alias watcher: reload failed; still serving %s", self.current and self.current.version)

@@ -159,3 +159,28 @@ def test_holdout_rows_are_the_test_split_of_the_current_snapshot(spark, sample_t
     assert rows.table == sample_table.table_ident
     assert len(rows.frame) == 900
     assert np.isclose(labels_to_int(rows.frame[TARGET]).mean(), 0.117, atol=0.01)
+
+
+def test_holdout_leaves_out_every_row_the_compared_versions_trained_on(
+    spark, sample_table: Settings, train_runs, bank_sample: pd.DataFrame, bank_full: pd.DataFrame
+) -> None:
+    """After a batch the split of the grown table moves: rows the champion was fitted on land in
+    the new test split, and the gate must not score it on them."""
+    from lib.features import spark_ddl
+    from lib.lake import append, current_snapshot_id
+
+    first = current_snapshot_id(spark, sample_table)
+    train_runs(sample_table, sample_table.experiment_name, snapshot_id=first)
+    champion = registry.register_best(sample_table, sample_table.experiment_name)
+    batch = bank_full.sample(1000, random_state=1)
+    append(spark, sample_table, spark.createDataFrame(batch, schema=spark_ddl()))
+
+    everything = registry.holdout_rows(spark, sample_table).frame
+    fair = registry.holdout_rows(spark, sample_table, [champion]).frame
+
+    key = list(everything.columns)
+    champion_train = split(bank_sample, seed=42)[0][key]
+    assert len(everything.merge(champion_train, on=key)) > 100  # the moved split really leaks
+    assert fair.merge(champion_train, on=key).empty
+    assert len(fair.merge(everything.drop_duplicates(), on=key)) == len(fair) > 300
+    assert set(labels_to_int(fair[TARGET])) == {0, 1}

@@ -146,7 +146,7 @@ def test_deploy_redeploy_rollback_under_load(spark, lifecycle: Settings, train_r
 
         # a strong retrained run passes the gate on the lake's held-out rows and is hot-swapped in
         train_runs(s, s.retrain_experiment_name, grid=STRONG, snapshot_id=snapshot)
-        result = deploy.redeploy(s, lambda: registry.holdout_rows(spark, s), tolerance=0.01)
+        result = deploy.redeploy(s, lambda versions: registry.holdout_rows(spark, s, versions), tolerance=0.01)
         v4 = result.champion.version
         assert result.gate is not None and result.gate.passed and result.action == "reloaded"
         assert (result.promotion.before.version, v4) == (v2, champion(s))
