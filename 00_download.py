@@ -11,12 +11,12 @@ import argparse
 import logging
 import sys
 
-from lib.config import load_settings
+from lib.config import cli_settings
 from lib.dataset import DatasetError, fetch
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = load_settings()
+    settings = cli_settings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default=settings.download_url, help="zip to download (default: %(default)s)")
     parser.add_argument("--offline", action="store_true", help="skip the download, use the vendored copy")

@@ -10,13 +10,13 @@ import argparse
 import logging
 import sys
 
-from lib.config import load_settings
+from lib.config import cli_settings
 from lib.ingest import IngestError, ingest_csv
 from lib.lake import LakeError, spark_session
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = load_settings()
+    settings = cli_settings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--csv", type=str, default=str(settings.csv_path), help="input CSV (default: %(default)s)")
     args = parser.parse_args(argv)

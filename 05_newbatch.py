@@ -24,7 +24,7 @@ from lib.batches import (
     read_batch_csv,
     validate_batch,
 )
-from lib.config import load_settings
+from lib.config import cli_settings
 from lib.lake import LakeError, spark_session
 
 
@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = load_settings()
+    settings = cli_settings()
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

@@ -15,11 +15,11 @@ import argparse
 import sys
 
 from lib.cli import training_main
-from lib.config import load_settings
+from lib.config import cli_settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = load_settings()
+    settings = cli_settings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--data", choices=["full", "incremental"], default="full",

@@ -2,10 +2,11 @@
 
 Registers the best run of the retrain experiment (06_retrain.py) as `challenger`, scores it and
 the serving `champion` on the same held-out rows (the test split of the table's current Iceberg
-snapshot) and promotes it only if it is not worse by more than --tolerance on the selection
-metric (--force overrides; recorded as a tag on the version). Promotion moves `champion` to the
-new version and `previous` to the old one, hot-swaps the running server and checks /version.
---rollback moves `champion` back to `previous` and hot-swaps.
+snapshot, minus every row either version was trained on) and promotes it only if it is not worse
+by more than --tolerance on the selection metric (--force overrides; recorded as a tag on the
+version). Promotion moves `champion` to the new version and `previous` to the old one, hot-swaps
+the running server and checks /version; if the server refuses the new version, the promotion is
+undone. --rollback moves `champion` back to `previous` and hot-swaps.
 
 Exit codes: 0 done, 1 missing prerequisite or error, 3 challenger rejected (nothing changed).
 """
@@ -17,7 +18,7 @@ import logging
 import sys
 from contextlib import ExitStack
 
-from lib.config import ConfigError, load_settings
+from lib.config import ConfigError, cli_settings
 from lib.lake import LakeError, spark_session
 from lib.registry import DEFAULT_METRIC, GateRejected, holdout_rows
 from lib.serving import deploy
@@ -28,7 +29,7 @@ EXIT_REJECTED = 3
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = load_settings()
+    settings = cli_settings()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -19,7 +19,7 @@ import logging
 import sys
 
 from lib.batches import DRIFT_SCENARIOS, drift_help
-from lib.config import load_settings
+from lib.config import cli_settings
 from lib.simulation import SOURCES, SimulationConfig, SimulationError, format_summary, run_simulation
 
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("lib").setLevel(logging.INFO)  # our lines; not httpx's one per request
-    settings = load_settings()
+    settings = cli_settings()
     config = SimulationConfig(
         requests=args.requests,
         concurrency=args.concurrency,

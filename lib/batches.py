@@ -159,7 +159,7 @@ DRIFT_SCENARIOS: dict[str, DriftScenario] = {
 
 def drift_help() -> str:
     """One line per scenario, for --help texts."""
-    return "; ".join(f"{name}: {s.description}" for name, s in DRIFT_SCENARIOS.items())
+    return "; ".join(f"{name}: {s.description}" for name, s in DRIFT_SCENARIOS.items() if name != "none")
 
 
 def generate_batch(source: pd.DataFrame, rows: int, seed: int, drift: str = "none") -> pd.DataFrame:

@@ -212,3 +212,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         serve_watch_seconds=_float(env, "SERVE_WATCH_SECONDS", 0.0),
         gate_tolerance=_float(env, "GATE_TOLERANCE", 0.01),
     )
+
+
+def cli_settings() -> Settings:
+    """`load_settings` for a command's entry point: a bad value ends it with one `error:` line, exit 1."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None

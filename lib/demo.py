@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from lib.config import PROJECT_ROOT, Settings, load_settings
+from lib.config import PROJECT_ROOT, Settings, cli_settings
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drift", default="balance", help="drift scenario for the second traffic run")
     parser.add_argument("--requests", type=int, default=1000, help="requests per traffic run")
     args = parser.parse_args(argv)
-    settings = load_settings()
+    settings = cli_settings()
     report = run_demo(settings, demo_steps(settings, args.drift, args.requests))
     print("\n=== time per step")
     for r in report.results:

@@ -38,7 +38,7 @@ import yaml
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, insert, select, update
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from lib.config import Settings, load_settings
+from lib.config import Settings, cli_settings
 
 log = logging.getLogger(__name__)
 
@@ -718,7 +718,7 @@ def _tail(path: Path, lines: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = load_settings()
+    settings = cli_settings()
     parser = argparse.ArgumentParser(
         prog="python -m lib.jobs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -4,7 +4,7 @@ The embedded default is a Hadoop (filesystem) catalog under `<root>/lakehouse/wa
 `local[*]` Spark; `SPARK_MASTER`, `ICEBERG_CATALOG_TYPE`, `ICEBERG_CATALOG_URI`, `ICEBERG_WAREHOUSE`
 and `SPARK_CONF_*` point the same code at a cluster and a shared catalog.
 
-CLI: `python -m lib.lake snapshots | rollback --to ID | info`.
+CLI: `python -m lib.lake snapshots | rollback --to ID`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lib.config import Settings, load_settings
+from lib.config import Settings, cli_settings, load_settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     rb.add_argument("--to", type=int, required=True, metavar="SNAPSHOT_ID")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings = load_settings()
+    settings = cli_settings()
     try:
         with spark_session(settings) as spark:
             if args.command == "snapshots":

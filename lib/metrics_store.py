@@ -6,8 +6,8 @@ the same uuid. Dashboards, monitoring and the traffic simulator read the joined 
 DataFrame. Any SQLAlchemy URL works (`METRICS_DB_URL`); the default is SQLite in WAL mode under
 the project root so a reader never blocks the server's writer.
 
-The server never writes on the request path: `PredictionWriter` queues rows and a background
-thread inserts them in batches (every ~100 ms or N rows), flushing on shutdown.
+The server never writes on the request path: `PredictionWriter` queues rows, and a separate writer
+process inserts them in batches (every ~100 ms or N rows), flushing on shutdown.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ import pandas as pd
 from scipy.stats import ks_2samp
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from lib.config import Settings, load_settings
+from lib.config import Settings, cli_settings
 from lib.profile import OTHER, bin_counts
 
 if TYPE_CHECKING:
@@ -756,7 +756,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("lib").setLevel(logging.INFO)  # our progress lines, not MLflow's/alembic's
-    settings = load_settings()
+    settings = cli_settings()
     try:
         if args.command == "report":
             report = build_report(settings, window_hours=args.window_hours, last=args.last, freq=args.freq)

@@ -321,6 +321,25 @@ def promote(settings: Settings, version: str | int, *, forced: bool = False) -> 
     return Promotion(before, describe(settings, target))
 
 
+def undo_promotion(settings: Settings, promotion: Promotion, previous: VersionInfo | None) -> None:
+    """Put `champion` and `previous` back where they were before `promotion` (the server refused
+    the new version), and keep the refused one as `challenger` so it can be inspected."""
+    if promotion.before is None or not promotion.changed:
+        return
+    client = _client(settings)
+    name = settings.model_name
+    client.set_registered_model_alias(name, CHAMPION, promotion.before.version)
+    if previous is None:
+        _delete_alias(client, name, PREVIOUS)
+    else:
+        client.set_registered_model_alias(name, PREVIOUS, previous.version)
+    client.set_registered_model_alias(name, CHALLENGER, promotion.after.version)
+    client.set_model_version_tag(name, promotion.after.version, "promotion_undone_at",
+                                 datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
+    log.warning("%s: promotion of %s undone, champion is %s again", name, promotion.after.version,
+                promotion.before.version)  # fmt: skip
+
+
 def rollback(settings: Settings) -> Promotion:
     """Move `champion` back to `previous`; the version rolled back from becomes `previous`.
 

@@ -117,8 +117,16 @@ def redeploy(
         )
         if not gate.passed and not force:
             raise GateRejected(gate)
+        previous = registry.get_alias(settings, registry.PREVIOUS)
         promotion = registry.promote(settings, challenger.version, forced=not gate.passed)
-        ep, action = serve_version(settings, challenger.version)
+        try:
+            ep, action = serve_version(settings, challenger.version)
+        except (ServingError, EndpointError) as exc:
+            registry.undo_promotion(settings, promotion, previous)
+            raise ServingError(
+                f"{exc}; promotion undone: v{champion.version} is champion again, v{challenger.version} "
+                "stays @challenger"
+            ) from exc
     return DeployResult(promotion, ep, action, gate)
 
 

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
     with_config,
 )
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from lib.features import (
@@ -46,6 +47,16 @@ from lib.features import (
 
 EVENT_TIME_MIN = datetime(2000, 1, 1, tzinfo=UTC)
 EVENT_TIME_MAX = datetime(2100, 1, 1, tzinfo=UTC)
+# Exactly the texts the server accepts as an event time (years 2000-2099, real calendar days, naive
+# or with an offset), so clients and schema-driven tests can generate valid ones from OpenAPI.
+_DAY = (
+    "(20[0-9]{2}-(0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])"
+    "|20[0-9]{2}-(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+    "|20[0-9]{2}-02-(0[1-9]|1[0-9]|2[0-8])"
+    "|20(0[048]|[2468][048]|[13579][26])-02-29)"
+)
+_TIME = r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?"
+EVENT_TIME_PATTERN = f"^{_DAY}{_TIME}$"
 MAX_CATEGORY_LENGTH = 100
 FORBID = ConfigDict(extra="forbid")
 
@@ -56,19 +67,42 @@ def _label(value: Any) -> Any:
     return value
 
 
+def _event_time_text(value: Any) -> Any:
+    """ISO 8601 text only (as documented): no epoch numbers, which the schema does not admit."""
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time string")
+    return value
+
+
 def _event_time(value: datetime) -> datetime:
-    """Naive times are UTC; the range keeps the log readable as pandas timestamps."""
+    """Naive times are UTC; the year range (as written, also in the schema's pattern) keeps the log
+    readable as pandas timestamps."""
+    if not EVENT_TIME_MIN.year <= value.year < EVENT_TIME_MAX.year:
+        raise ValueError(f"must be between {EVENT_TIME_MIN:%Y-%m-%d} and {EVENT_TIME_MAX:%Y-%m-%d}")
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    if not EVENT_TIME_MIN <= aware < EVENT_TIME_MAX:
-        raise ValueError(f"must be between {EVENT_TIME_MIN:%Y-%m-%d} and {EVENT_TIME_MAX:%Y-%m-%d} UTC")
     return aware.astimezone(UTC)
 
 
 EventTime = Annotated[
     datetime,
+    BeforeValidator(_event_time_text),
     AfterValidator(_event_time),
-    Field(description="When the event happened (ISO 8601; naive = UTC); default: when received"),
+    Field(
+        description="When the event happened (ISO 8601, years 2000-2099; naive = UTC); default: when received",
+        json_schema_extra={"type": "string", "format": None, "pattern": EVENT_TIME_PATTERN},
+    ),
 ]
+
+
+def _json_integer(value: Any) -> Any:
+    """A JSON integer, which JSON Schema says 41.0 also is; not "41", true or 41.5."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
 AccessKey = Annotated[str, Field(description="Access key, for clients that cannot send an Authorization header")]
 Label = Annotated[Literal[0, 1, "yes", "no"], BeforeValidator(_label)]
 Scalar = StrictInt | StrictFloat | StrictStr | StrictBool | None
@@ -88,7 +122,7 @@ def record_model(features: FeatureSet) -> Any:
             doc = "the outcome, if known; ignored by the model"
         elif col in NUMERIC:
             lo, hi = NUMERIC_RANGES[col]
-            typ = Annotated[int, Field(strict=True, ge=lo, le=hi)]  # a JSON integer: no "41", true or 41.5
+            typ = Annotated[int, Field(ge=lo, le=hi), BeforeValidator(_json_integer)]
             doc = f"integer in [{lo}, {hi}]"
         else:
             typ = Annotated[str, Field(max_length=MAX_CATEGORY_LENGTH)]
@@ -125,6 +159,19 @@ def check_record(record: Any, features: FeatureSet) -> dict[str, Any]:
                 if not lo <= value <= hi:
                     raise FeatureError(f"field {col} must be between {lo} and {hi}")
     return validate_record(record, features)
+
+
+INVOCATION_INPUTS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+def _one_of_inputs(schema: dict[str, Any]) -> None:
+    """The input forms are given as values, never null. That exactly one is given is said in the
+    description only: a `oneOf` over them makes schema-driven generators (schemathesis) crawl."""
+    props = schema["properties"]
+    for name in INVOCATION_INPUTS:
+        variants = [v for v in props[name].pop("anyOf") if v.get("type") != "null"]
+        props[name].pop("default", None)
+        props[name].update(variants[0] if len(variants) == 1 else {"anyOf": variants})
 
 
 def _exactly_one(model: BaseModel, names: tuple[str, ...]) -> None:
@@ -190,17 +237,19 @@ def build_schemas(features: FeatureSet, max_batch: int) -> Schemas:
     class InvocationsRequest(BaseModel):
         """MLflow scoring protocol: exactly one of dataframe_split, dataframe_records, instances, inputs."""
 
-        model_config = FORBID
+        model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of_inputs)
         dataframe_split: DataFrameSplit | None = None
         dataframe_records: RecordRows | None = many_rows
         instances: RecordRows | ColumnLists | None = None
         inputs: RecordRows | ColumnLists | None = None
-        params: dict[str, Any] | None = Field(default=None, description="not supported: must be empty")
+        params: dict[str, Any] | None = Field(
+            default=None, description="not supported: must be empty", json_schema_extra={"maxProperties": 0}
+        )
         accessKey: AccessKey | None = None  # noqa: N815
 
         @model_validator(mode="after")
         def _one_input(self) -> InvocationsRequest:
-            _exactly_one(self, ("dataframe_split", "dataframe_records", "instances", "inputs"))
+            _exactly_one(self, INVOCATION_INPUTS)
             if self.params:
                 raise ValueError("this model takes no params")
             return self

@@ -184,3 +184,15 @@ def test_holdout_leaves_out_every_row_the_compared_versions_trained_on(
     assert fair.merge(champion_train, on=key).empty
     assert len(fair.merge(everything.drop_duplicates(), on=key)) == len(fair) > 300
     assert set(labels_to_int(fair[TARGET])) == {0, 1}
+
+
+def test_undo_promotion_puts_every_alias_back(registered_model: tuple[Settings, list[str]]) -> None:
+    settings, (v1, v2) = registered_model
+    assert aliases(settings) == {CHAMPION: v2, PREVIOUS: None, CHALLENGER: None}
+    promotion = registry.promote(settings, v1)
+    assert aliases(settings) == {CHAMPION: v1, PREVIOUS: v2, CHALLENGER: None}
+
+    registry.undo_promotion(settings, promotion, previous=None)
+
+    assert aliases(settings) == {CHAMPION: v2, PREVIOUS: None, CHALLENGER: v1}
+    assert "promotion_undone_at" in registry.describe(settings, v1).tags
