@@ -262,11 +262,11 @@ def best_run_id(
     settings: Settings, experiment_name: str, selection_metric: str = DEFAULT_METRIC,
     hint: str = "run 03_train.py first",
 ) -> str:  # fmt: skip
-    """The best finished run of the experiment; `hint` names the script that creates its runs."""
+    """The best finished run of the experiment's newest grid; `hint` names the script that creates its runs."""
     from lib.training import best_run
 
     try:
-        return best_run(settings, experiment_name, selection_metric=selection_metric).run_id
+        return best_run(settings, experiment_name, selection_metric=selection_metric, latest_grid=True).run_id
     except TrainingError as exc:
         raise RegistryError(f"no finished run with {selection_metric} in experiment {experiment_name}: {hint}") from exc
 

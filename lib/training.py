@@ -25,6 +25,7 @@ import os
 import subprocess
 import tempfile
 import time
+import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -360,6 +361,7 @@ def prepare_data(data: DataSlice, features: FeatureSet, seed: int) -> Prepared:
         "positive_rate_train": f"{y_train.mean():.4f}",
         "positive_rate_test": f"{y_test.mean():.4f}",
         "include_duration": str(features.include_duration).lower(),
+        "grid_id": uuid.uuid4().hex,  # the runs of one 03/06 invocation; deployment picks among the newest
         "git_commit": git_commit(),
         "git_dirty": git_dirty(),
     }
@@ -640,8 +642,14 @@ def train_grid(
 # --- reading results back ---------------------------------------------------------------------
 
 
-def best_run(settings: Settings, experiment_name: str, selection_metric: str = "test_roc_auc") -> RunResult:
-    """The finished run of an experiment with the best `selection_metric` (max, min for losses)."""
+def best_run(
+    settings: Settings, experiment_name: str, selection_metric: str = "test_roc_auc", *, latest_grid: bool = False
+) -> RunResult:
+    """The finished run of an experiment with the best `selection_metric` (max, min for losses).
+
+    latest_grid: only among the runs of the newest grid (one 03/06 invocation), so deploying picks
+    the result of the last training, not an older run scored on another snapshot's test split.
+    """
     from lib.tracking import configure_mlflow
 
     client = configure_mlflow(settings)
@@ -649,10 +657,18 @@ def best_run(settings: Settings, experiment_name: str, selection_metric: str = "
     missing = TrainingError(f"no runs in experiment {experiment_name}: run 03_train.py first")
     if experiment is None:
         raise missing
+    finished = f"attributes.status = 'FINISHED' and metrics.{selection_metric} > -1e300"
+    if latest_grid:
+        newest = client.search_runs(
+            [experiment.experiment_id], filter_string=finished, order_by=["attributes.start_time DESC"], max_results=1
+        )
+        grid_id = newest[0].data.tags.get("grid_id") if newest else None
+        if grid_id:
+            finished += f" and tags.grid_id = '{grid_id}'"
     order = "DESC" if higher_is_better(selection_metric) else "ASC"
     runs = client.search_runs(
         [experiment.experiment_id],
-        filter_string=f"attributes.status = 'FINISHED' and metrics.{selection_metric} > -1e300",
+        filter_string=finished,
         order_by=[f"metrics.{selection_metric} {order}", "attributes.start_time DESC"],
         max_results=1,
     )

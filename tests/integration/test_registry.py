@@ -196,3 +196,12 @@ def test_undo_promotion_puts_every_alias_back(registered_model: tuple[Settings, 
 
     assert aliases(settings) == {CHAMPION: v2, PREVIOUS: None, CHALLENGER: v1}
     assert "promotion_undone_at" in registry.describe(settings, v1).tags
+
+
+def test_deployment_picks_the_best_run_of_the_newest_training(table_settings: Settings, train_runs) -> None:
+    """An older, stronger grid must not shadow the training just done (its scores came from another
+    split); the gate, not the leaderboard across history, decides whether the new one is good enough."""
+    train_runs(table_settings, table_settings.experiment_name, grid=STRONG)
+    newest = train_runs(table_settings, table_settings.experiment_name, grid=[*WEAK, {"max_depth": 2}])
+    best_new = max(newest, key=lambda r: r.metrics["test_roc_auc"])
+    assert registry.best_run_id(table_settings, table_settings.experiment_name) == best_new.run_id
