@@ -1,4 +1,4 @@
-"""The failure drill of docs/failure_drill.md, end to end with a live endpoint.
+"""The failure drill of the README ("Failure drill"), end to end with a live endpoint.
 
 A bad batch (a category forced in with --allow-new-categories) reaches the table; the job chain
 fails at "Retrain Models" and never redeploys; the endpoint keeps serving the champion; the table
