@@ -6,6 +6,7 @@ so runs and the Model Registry work with no server; MLFLOW_TRACKING_URI points a
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import mlflow
@@ -16,6 +17,9 @@ from lib.config import Settings
 
 def configure_mlflow(settings: Settings) -> MlflowClient:
     """Point the MLflow fluent API at the configured store and return a client for it."""
+    # "creating/updating database tables" on every connect is not news to users (alembic's own lines
+    # cannot be quietened: MLflow's migration env re-applies alembic's logging config each time)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     if settings.mlflow_tracking_uri.startswith("sqlite:///"):
         Path(settings.mlflow_tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
