@@ -34,7 +34,7 @@ check: lint test
 # Generated state only; the venv stays (clean-all removes it too).
 clean:
 	-@test -x $(PY) && $(PY) -m lib.serving stop 2>/dev/null; true
-	rm -rf lakehouse mlflow.db mlartifacts metrics.db run reports spark-warehouse metastore_db derby.log
+	rm -rf lakehouse mlflow.db mlflow.db-* mlartifacts mlruns metrics.db metrics.db-* run reports spark-warehouse metastore_db derby.log
 	find data -mindepth 1 -maxdepth 1 ! -name vendor -exec rm -rf {} +
 
 clean-all: clean
