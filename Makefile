@@ -38,4 +38,4 @@ clean:
 	find data -mindepth 1 -maxdepth 1 ! -name vendor -exec rm -rf {} +
 
 clean-all: clean
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
