@@ -647,6 +647,16 @@ def default_python(root: Path) -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
+def _bash_command(job: Job, project_root: Path, python: str) -> str:
+    """The job's command for Airflow's bash; exit codes in `ok_codes` become 0, since Airflow
+    fails a task on any other (e.g. the monitoring check's 2 = "an alert fired, retrain started")."""
+    command = f"cd {shlex.quote(str(project_root))} && {shlex.join(job.argv(python))}"
+    if job.ok_codes == (0,):
+        return command
+    codes = "|".join(str(c) for c in job.ok_codes)
+    return f"{{ {command}; }}; rc=$?; case $rc in {codes}) exit 0;; esac; exit $rc"
+
+
 def airflow_tasks(spec: JobSpec, project_root: Path, python: str | None = None) -> list[AirflowTask]:
     """Every job as a BashOperator description: same command, same dependencies, same timeout."""
     py = python or default_python(project_root)
@@ -655,7 +665,7 @@ def airflow_tasks(spec: JobSpec, project_root: Path, python: str | None = None) 
         AirflowTask(
             task_id=job.slug,
             job=job.name,
-            bash_command=f"cd {shlex.quote(str(project_root))} && {shlex.join(job.argv(py))}",
+            bash_command=_bash_command(job, project_root, py),
             upstream=tuple(by_name[d].slug for d in job.depends_on),
             timeout_s=job.timeout,
         )
