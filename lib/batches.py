@@ -413,6 +413,23 @@ def latest_batch_path(settings: Settings) -> Path:
     return path
 
 
+def check_batch_in_table(settings: Settings) -> None:
+    """The latest batch must still be in the table: after `lib.lake rollback` past its snapshot,
+    replaying it would send traffic from data the lake no longer holds."""
+    from pyiceberg.table.snapshots import ancestors_of
+
+    from lib.lake import open_table
+
+    snapshot_id = json.loads(latest_pointer(settings).read_text()).get("snapshot_id")
+    table = open_table(settings)
+    live = {s.snapshot_id for s in ancestors_of(table.current_snapshot(), table.metadata)}
+    if snapshot_id not in live:
+        raise BatchError(
+            f"the latest batch (snapshot {snapshot_id}) was rolled back out of {settings.table_ident}: "
+            "append a new one (05_newbatch.py) or use --source table"
+        )
+
+
 def load_source(settings: Settings) -> tuple[pd.DataFrame, int]:
     """The current table as pandas plus its snapshot id, read with pyiceberg (no JVM needed)."""
     from lib.lake import LakeError, open_table

@@ -144,7 +144,7 @@ def holdout_slice(table: pd.DataFrame) -> pd.DataFrame:
 
 def load_source(settings: Settings, config: SimulationConfig) -> tuple[pd.DataFrame, str]:
     """The records to send and a description of where they came from."""
-    from lib.batches import BatchError, generate_batch, latest_batch_path, read_batch_csv
+    from lib.batches import BatchError, check_batch_in_table, generate_batch, latest_batch_path, read_batch_csv
     from lib.lake import LakeError, read_pandas
     from lib.training import TrainingError
 
@@ -155,6 +155,7 @@ def load_source(settings: Settings, config: SimulationConfig) -> tuple[pd.DataFr
             return batch, f"drift scenario {config.drift!r} generated from {settings.table_ident}"
         if config.source == "batch":
             path = latest_batch_path(settings)
+            check_batch_in_table(settings)
             return read_batch_csv(path), f"latest batch {path}"
         return holdout_slice(read_pandas(settings)), f"held-out test split of {settings.table_ident}"
     except (BatchError, LakeError, TrainingError) as exc:

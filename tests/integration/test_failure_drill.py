@@ -24,6 +24,7 @@ from lib.config import PROJECT_ROOT, Settings
 from lib.jobs import history, load_spec, run_chain
 from lib.serving import service
 from lib.serving.client import ServingClient, endpoint
+from lib.simulation import SimulationConfig, SimulationError, load_source
 from tests.conftest import make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -105,6 +106,8 @@ def test_bad_batch_rollback_and_recovery(
         assert lake.get_snapshot(spark, settings, bad.snapshot_id).parent_id == good_snapshot
         lake.rollback(spark, settings, good_snapshot)
         assert lake.current_snapshot_id(spark, settings) == good_snapshot
+        with pytest.raises(SimulationError, match=f"snapshot {bad.snapshot_id}\\) was rolled back"):
+            load_source(settings, SimulationConfig(source="batch"))  # 08 will not replay the bad batch
         retrain = run_script(settings, "06_retrain.py", "--snapshot", champion.snapshot_id, *TRAIN_ARGS)
         assert retrain.returncode == 0, retrain.stderr
         assert f"@ snapshot {good_snapshot}" in retrain.stdout
