@@ -20,7 +20,7 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -341,7 +341,7 @@ def _write_pointer(settings: Settings, csv_path: Path, snapshot_id: int, parent_
         "parent_id": parent_id,
         "label": label,
         "rows": rows,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     _atomic_write_text(latest_pointer(settings), json.dumps(pointer, indent=2))
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The one default seed: split, booster, batches and simulation all start from it unless told otherwise.
+DEFAULT_SEED = 42
 _NAME_RE = re.compile(r"^[a-z0-9_]+$")
 
 

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -123,11 +123,11 @@ def to_utc_naive(value: datetime | str | float | None) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+        return datetime.fromtimestamp(value, timezone.utc).replace(tzinfo=None)
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
     return value
 
 
@@ -204,7 +204,7 @@ class MetricsStore:
         outcome became known in event time; default now). Labels for unknown uuids are not
         stored; a second label for the same uuid replaces the first.
         """
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
         rows = {}
         for item in items:
             uuid = str(item["uuid"])

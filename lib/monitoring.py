@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -668,7 +668,7 @@ def write_dashboard_html(report: MonitoringReport, figures: Mapping[str, Path], 
 
     perf = report.performance.copy()
     perf["window_start"] = perf["window_start"].dt.strftime("%Y-%m-%d %H:%M")
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = [
         f"<h1>Model monitoring: {html.escape(report.model_name)}</h1>",
         f"<p class='m'>generated {stamp}; serving version v{html.escape(report.model_version)}</p>",

@@ -16,7 +16,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import mlflow
@@ -314,7 +314,7 @@ def promote(settings: Settings, version: str | int, *, forced: bool = False) -> 
     challenger = get_alias(settings, CHALLENGER)
     if challenger is not None and challenger.version == target:
         _delete_alias(client, name, CHALLENGER)
-    client.set_model_version_tag(name, target, "promoted_at", datetime.now(UTC).isoformat(timespec="seconds"))
+    client.set_model_version_tag(name, target, "promoted_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
     if forced:
         client.set_model_version_tag(name, target, "promotion_forced", "true")
     log.info("%s: champion %s -> %s", name, before.version if before else "-", target)
@@ -335,7 +335,7 @@ def undo_promotion(settings: Settings, promotion: Promotion, previous: VersionIn
         client.set_registered_model_alias(name, PREVIOUS, previous.version)
     client.set_registered_model_alias(name, CHALLENGER, promotion.after.version)
     client.set_model_version_tag(name, promotion.after.version, "promotion_undone_at",
-                                 datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
+                                 datetime.now(timezone.utc).isoformat(timespec="seconds"))  # fmt: skip
     log.warning("%s: promotion of %s undone, champion is %s again", name, promotion.after.version,
                 promotion.before.version)  # fmt: skip
 
@@ -355,7 +355,7 @@ def rollback(settings: Settings) -> Promotion:
     client.set_registered_model_alias(name, CHAMPION, prev.version)
     client.set_registered_model_alias(name, PREVIOUS, current.version)
     client.set_model_version_tag(
-        name, current.version, "rolled_back_at", datetime.now(UTC).isoformat(timespec="seconds")
+        name, current.version, "rolled_back_at", datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
     log.info("%s: rolled champion back %s -> %s", name, current.version, prev.version)
     return Promotion(current, describe(settings, prev.version))

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -100,10 +100,10 @@ def simulation_start(latest_event: datetime | None, now: datetime, days: float) 
     log: `days` before today's UTC midnight, so the first run replays the week that just ended.
     """
     if latest_event is None:
-        midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        midnight = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
         return midnight - timedelta(days=math.ceil(days))
     latest = pd.Timestamp(latest_event)
-    latest = latest.tz_localize(UTC) if latest.tzinfo is None else latest.tz_convert(UTC)
+    latest = latest.tz_localize(timezone.utc) if latest.tzinfo is None else latest.tz_convert(timezone.utc)
     return (latest.floor("D") + pd.Timedelta(days=1)).to_pydatetime()
 
 
@@ -345,7 +345,7 @@ class SimulationResult:
 def run_simulation(
     settings: Settings,
     config: SimulationConfig,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     progress: bool = True,
 ) -> SimulationResult:
     """Send the requests to the running endpoint, then the (flipped) ground truth of every answered one."""

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -68,7 +68,7 @@ def load_version(info: VersionInfo) -> LoadedModel:
     if not isinstance(model, BankModel):
         raise ServingError(f"{info.uri} is a {type(model).__name__}, not a BankModel: register a run of 03_train.py")
     model.predict_records([example_record(model.features)])
-    return LoadedModel(model=model, info=info, loaded_at=datetime.now(UTC))
+    return LoadedModel(model=model, info=info, loaded_at=datetime.now(timezone.utc))
 
 
 class ModelHolder:

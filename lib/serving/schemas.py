@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NotRequired, Required
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -31,7 +31,7 @@ from pydantic import (
     with_config,
 )
 from pydantic_core import PydanticCustomError
-from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
+from typing_extensions import NotRequired, Required, TypedDict  # pydantic needs TypedDict from here on Python < 3.12
 
 from lib.features import (
     CATEGORIES,
@@ -45,8 +45,8 @@ from lib.features import (
     validate_record,
 )
 
-EVENT_TIME_MIN = datetime(2000, 1, 1, tzinfo=UTC)
-EVENT_TIME_MAX = datetime(2100, 1, 1, tzinfo=UTC)
+EVENT_TIME_MIN = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EVENT_TIME_MAX = datetime(2100, 1, 1, tzinfo=timezone.utc)
 # Exactly the texts the server accepts as an event time (years 2000-2099, real calendar days, naive
 # or with an offset), so clients and schema-driven tests can generate valid ones from OpenAPI.
 _DAY = (
@@ -79,8 +79,8 @@ def _event_time(value: datetime) -> datetime:
     readable as pandas timestamps."""
     if not EVENT_TIME_MIN.year <= value.year < EVENT_TIME_MAX.year:
         raise ValueError(f"must be between {EVENT_TIME_MIN:%Y-%m-%d} and {EVENT_TIME_MAX:%Y-%m-%d}")
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return aware.astimezone(UTC)
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return aware.astimezone(timezone.utc)
 
 
 EventTime = Annotated[

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +153,7 @@ def serve(settings: Settings, *, no_auth: bool = False, watch_seconds: float | N
         host=settings.serve_host,
         port=sock.getsockname()[1],
         auth=key is not None,
-        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         log_file=str(log_path(settings)),
         process_start=process_start(os.getpid()),
     )

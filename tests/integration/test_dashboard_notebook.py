@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -36,7 +36,7 @@ def fill_log(settings: Settings, versions: list[str], bank_sample: pd.DataFrame)
     and more (up to 60%) so accuracy falls well below the alert threshold at the end."""
     configure_mlflow(settings)
     store = MetricsStore(settings.metrics_db_url)
-    start = datetime(2025, 6, 1, tzinfo=UTC)
+    start = datetime(2025, 6, 1, tzinfo=timezone.utc)
     for i, version in enumerate(versions):
         drift = "none" if i == 0 else "balance"
         records = generate_batch(bank_sample, PER_VERSION, seed=10 + i, drift=drift)

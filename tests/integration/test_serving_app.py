@@ -8,7 +8,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import mlflow
 import numpy as np
@@ -121,7 +121,7 @@ def test_invocations_speaks_the_mlflow_protocols(client: TestClient, records: li
 
 
 def test_predictions_are_logged_with_event_time(client: TestClient, served: Settings, records: list[dict]) -> None:
-    when = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
+    when = datetime(2024, 3, 1, 12, 30, tzinfo=timezone.utc)
     answer = post(client, "/predict", {"request": records[:2], "event_time": when.isoformat()})
     uuids = [p["uuid"] for p in answer.json()["predictions"]]
     client.app.state.writer.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +23,7 @@ from lib.metrics_store import (
     predictions,
 )
 
-T0 = datetime(2024, 5, 1, tzinfo=UTC)
+T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 RECORD = {"age": 41, "job": "technician", "marital": "married", "education": "secondary", "default": "no",
           "balance": 1270, "housing": "yes", "loan": "no", "contact": "cellular", "day": 5, "month": "may",
           "campaign": 1, "pdays": -1, "previous": 0, "poutcome": "unknown"}  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import numpy as np
@@ -53,7 +53,7 @@ def test_no_flip_keeps_labels() -> None:
 
 
 def test_event_times_spread_over_the_days_in_order() -> None:
-    start = datetime(2025, 3, 1, tzinfo=UTC)
+    start = datetime(2025, 3, 1, tzinfo=timezone.utc)
     times = event_times(700, start, days=7)
     assert times[0] == start and times[-1] < start + timedelta(days=7)
     assert all(a < b for a, b in zip(times, times[1:], strict=False))
@@ -62,16 +62,16 @@ def test_event_times_spread_over_the_days_in_order() -> None:
 
 
 def test_first_run_replays_the_days_before_today() -> None:
-    now = datetime(2025, 3, 10, 15, 30, tzinfo=UTC)
-    assert simulation_start(None, now, days=7) == datetime(2025, 3, 3, tzinfo=UTC)
+    now = datetime(2025, 3, 10, 15, 30, tzinfo=timezone.utc)
+    assert simulation_start(None, now, days=7) == datetime(2025, 3, 3, tzinfo=timezone.utc)
 
 
 def test_next_run_continues_after_the_latest_logged_event() -> None:
-    now = datetime(2025, 3, 10, 15, 30, tzinfo=UTC)
-    latest = datetime(2025, 3, 9, 23, 59, tzinfo=UTC)
-    assert simulation_start(latest, now, days=7) == datetime(2025, 3, 10, tzinfo=UTC)
+    now = datetime(2025, 3, 10, 15, 30, tzinfo=timezone.utc)
+    latest = datetime(2025, 3, 9, 23, 59, tzinfo=timezone.utc)
+    assert simulation_start(latest, now, days=7) == datetime(2025, 3, 10, tzinfo=timezone.utc)
     naive = datetime(2025, 3, 16, 0, 0)  # SQLite hands back naive UTC
-    assert simulation_start(naive, now, days=7) == datetime(2025, 3, 17, tzinfo=UTC)
+    assert simulation_start(naive, now, days=7) == datetime(2025, 3, 17, tzinfo=timezone.utc)
 
 
 def test_pick_records_is_reproducible_and_samples_with_replacement_only_when_needed(bank_sample) -> None:
@@ -86,7 +86,7 @@ def test_pick_records_is_reproducible_and_samples_with_replacement_only_when_nee
 
 def test_request_bodies_send_raw_inputs_without_the_target(bank_sample) -> None:
     records = bank_sample.head(3)
-    times = event_times(3, datetime(2025, 1, 1, tzinfo=UTC), 1)
+    times = event_times(3, datetime(2025, 1, 1, tzinfo=timezone.utc), 1)
     bodies = request_bodies(records, times)
     assert list(bodies[0]["request"]) == [c for c in RAW_COLUMNS if c != "y"]
     assert type(bodies[0]["request"]["age"]) is int  # JSON-serialisable Python types
@@ -151,7 +151,7 @@ def test_feedback_batches_and_reports_failed_batches_and_unknown_uuids() -> None
 
 
 def test_summary_reports_errors_latency_and_daily_accuracy() -> None:
-    start = datetime(2025, 1, 1, tzinfo=UTC)
+    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
     times = event_times(4, start, 2)
     replies = [
         Reply(0, 10.0, "a", 1, 0.9, "1"),
