@@ -83,6 +83,9 @@ class Settings:
     # Serving: champion-alias polling interval (0 = off) and the redeploy gate's tolerance
     serve_watch_seconds: float = 0.0
     gate_tolerance: float = 0.01
+    # Batch scoring (10): the campaign's economics that choose the call cut-off
+    campaign_cost_per_call: float = 5.0
+    campaign_value_per_deposit: float = 100.0
 
     @property
     def namespace(self) -> str:
@@ -151,6 +154,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name}={value!r} must be a number") from exc
 
 
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name}={value!r} must be a positive number")
+    return value
+
+
 _CATALOG_TYPES = ("hadoop", "rest", "hive", "jdbc")
 
 
@@ -213,6 +223,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jobs_log_dir=_path(env, "JOBS_LOG_DIR", root / "run" / "jobs"),
         serve_watch_seconds=_float(env, "SERVE_WATCH_SECONDS", 0.0),
         gate_tolerance=_float(env, "GATE_TOLERANCE", 0.01),
+        campaign_cost_per_call=_positive(env, "CAMPAIGN_COST_PER_CALL", 5.0),
+        campaign_value_per_deposit=_positive(env, "CAMPAIGN_VALUE_PER_DEPOSIT", 100.0),
     )
 
 

@@ -146,6 +146,9 @@ def get_spark(settings: Settings | None = None, app_name: str = "bank-marketing"
     """Return the process-wide SparkSession with the Iceberg catalog configured."""
     settings = settings or load_settings()
     ensure_java()
+    # Python workers (mapInPandas in batch scoring) must run this interpreter, which has the project's
+    # packages; PySpark's default is whatever `python3` is first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.master(settings.spark_master).appName(app_name)
