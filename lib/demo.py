@@ -1,7 +1,7 @@
 """`make demo`: the whole lab end to end, offline, with the time of every step and a final summary.
 
 Order: 00 → 01 → 03 → 04 → 08 (baseline traffic) → job chain New Batch → Retrain Models →
-Redeploy Model → 08 with a drift scenario → 09 executed to HTML → monitoring check. Every step
+Redeploy Model → Score Customers → 08 with a drift scenario → 09 executed to HTML → monitoring check. Every step
 is the same command a user would type; the demo stops at the first step that fails.
 """
 
@@ -52,7 +52,7 @@ def demo_steps(settings: Settings, drift: str, requests: int) -> list[Step]:
             "08 baseline traffic",
             [py, "08_model_simulation.py", "--requests", str(requests), "--source", "table"],
         ),
-        Step("jobs: New Batch → Retrain → Redeploy", [py, "-m", "lib.jobs", "run", "New Batch"]),
+        Step("jobs: New Batch → Retrain → Redeploy → Score", [py, "-m", "lib.jobs", "run", "New Batch"]),
         Step(
             f"08 drifted traffic ({drift})",
             [py, "08_model_simulation.py", "--requests", str(requests), "--drift", drift],
