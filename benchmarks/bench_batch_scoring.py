@@ -36,6 +36,7 @@ from pyspark.sql import functions as F
 
 from lib import registry
 from lib.batches import generate_batch
+from lib.cliargs import ArgumentParser
 from lib.config import PROJECT_ROOT, load_settings
 from lib.economics import CampaignEconomics
 from lib.features import TARGET, pandas_dtypes, spark_ddl
@@ -86,15 +87,21 @@ def post_batches(url: str, headers: dict[str, str], frame: pd.DataFrame, batch: 
         conn.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="bench_batch_scoring", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=20_000, help="table size (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=2, help="timed repeats per contender, best kept")
     parser.add_argument("--batch", type=int, default=1000, help="records per REST request (default %(default)s)")
     parser.add_argument("--master", default="local[2]", help="SPARK_MASTER for this run (default %(default)s)")
     parser.add_argument("--no-rest", action="store_true", help="skip the REST endpoint baseline")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway project root")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     root = Path(tempfile.mkdtemp(prefix="bench-batch-scoring-"))
     settings = load_settings({"PROJECT_ROOT": str(root), "PROJECT_OWNER": "bench", "SERVE_PORT": "0"})
