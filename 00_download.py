@@ -13,6 +13,7 @@ import sys
 
 from lib.config import cli_settings
 from lib.dataset import DatasetError, fetch
+from lib.session import run_main
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,4 +46,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

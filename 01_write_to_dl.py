@@ -13,6 +13,7 @@ import sys
 from lib.config import cli_settings
 from lib.ingest import IngestError, ingest_csv
 from lib.lake import LakeError, spark_session
+from lib.session import run_main
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,4 +39,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -10,10 +10,10 @@ the training profile. Prints a leaderboard; the best run also carries ROC/PR/con
 from __future__ import annotations
 
 import argparse
-import sys
 
 from lib.cli import training_main
 from lib.config import cli_settings
+from lib.session import run_main
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,4 +23,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -26,6 +26,7 @@ from lib.batches import (
 )
 from lib.config import cli_settings
 from lib.lake import LakeError, spark_session
+from lib.session import run_main
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,4 +87,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

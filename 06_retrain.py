@@ -12,10 +12,10 @@ row counts, so the redeploy step (07) can compare the best of them with the serv
 from __future__ import annotations
 
 import argparse
-import sys
 
 from lib.cli import training_main
 from lib.config import cli_settings
+from lib.session import run_main
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,4 +30,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

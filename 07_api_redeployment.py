@@ -23,6 +23,7 @@ from lib.lake import LakeError, spark_session
 from lib.registry import DEFAULT_METRIC, GateRejected, holdout_rows
 from lib.serving import deploy
 from lib.serving.deploy import DeployError
+from lib.session import run_main
 from lib.training import TrainingError
 
 EXIT_REJECTED = 3
@@ -78,4 +79,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -20,6 +20,7 @@ import sys
 
 from lib.batches import DRIFT_SCENARIOS, drift_help
 from lib.config import cli_settings
+from lib.session import run_main
 from lib.simulation import SOURCES, SimulationConfig, SimulationError, format_summary, run_simulation
 
 
@@ -103,4 +104,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -19,7 +19,8 @@ PYTHON_EXE = $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/nul
 	     test -n "$$v" && p=$$(pyenv prefix "$$v" 2>/dev/null) && echo "$$p/bin/python"; })
 
 # Create the venv, install the locked dependency tree, the project itself (editable, so `import lib`
-# works from any directory) and its Jupyter kernel; reruns only when the lock or the project changes.
+# works from any directory) and its Jupyter kernel, whose PATH starts with the venv so that `!python`
+# in a cell is the venv's Python too; reruns only when the lock or the project changes.
 $(STAMP): requirements.lock requirements-jdk.txt pyproject.toml
 	@if [ ! -x $(PY) ]; then \
 	  exe='$(PYTHON_EXE)'; \
@@ -35,7 +36,8 @@ $(STAMP): requirements.lock requirements-jdk.txt pyproject.toml
 	$(PIP) install --quiet -r requirements.lock
 	@command -v java >/dev/null 2>&1 || $(PIP) install --quiet -r requirements-jdk.txt
 	$(PIP) install --quiet --no-deps --no-build-isolation -e .
-	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Bank MLOps ($(VENV))"
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Bank MLOps ($(VENV))" \
+		--env VIRTUAL_ENV '$(abspath $(VENV))' --env PATH '$(abspath $(VENV))/bin:$${PATH}'
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -49,7 +51,7 @@ lock: $(STAMP)
 # JupyterLab on 127.0.0.1, rooted at the project, new notebooks on the project kernel; it prints
 # its URL with the token (the next free port from LAB_PORT) and opens no browser.
 lab: $(STAMP)
-	$(PY) -m jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir="$(CURDIR)" \
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir="$(CURDIR)" \
 		--MappingKernelManager.default_kernel_name=$(KERNEL)
 
 # The MLflow UI on the configured store (PROJECT_ROOT / MLFLOW_TRACKING_URI), on 127.0.0.1.
