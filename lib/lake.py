@@ -148,6 +148,10 @@ def get_spark(settings: Settings | None = None, app_name: str = "bank-marketing"
     ensure_java()
     from pyspark.sql import SparkSession
 
+    # py4j logs connection closes and the resets it retries by itself at INFO, with a traceback; a
+    # script's INFO logging (or a notebook kernel it configured under %run) would show them as errors
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
     builder = SparkSession.builder.master(settings.spark_master).appName(app_name)
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)

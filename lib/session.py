@@ -10,6 +10,7 @@ short `exit status N` line instead.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 
@@ -36,8 +37,13 @@ def run_main(main: Callable[[], int | None], script: str | None = None) -> None:
     """Run a script's `main()` and exit with its code (usage errors included).
 
     Outside IPython this is `sys.exit(main())`. Under `%run` a success returns quietly and a failure
-    raises `ScriptFailed`, which IPython renders as one line (no traceback, no `%tb` hint).
+    raises `ScriptFailed`, which IPython renders as one line (no traceback, no `%tb` hint). The
+    script's `logging.basicConfig` is undone afterwards: under `%run` it would configure the kernel's
+    root logger for good, so the next cell prints other libraries' INFO lines and the next script's
+    own logging setup is ignored.
     """
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
     try:
         code = main()
     except SystemExit as exc:  # argparse's usage errors and cli_settings' `error:` exits
@@ -46,6 +52,13 @@ def run_main(main: Callable[[], int | None], script: str | None = None) -> None:
             code = 1
         else:
             code = exc.code
+    finally:
+        if _in_ipython():
+            for handler in root.handlers[:]:
+                if handler not in handlers:
+                    root.removeHandler(handler)
+                    handler.close()
+            root.setLevel(level)
     code = code or 0
     if not _in_ipython():
         sys.exit(code)
