@@ -10,7 +10,7 @@ KERNEL := bank-mlops
 LAB_PORT ?= 8888
 MLFLOW_PORT ?= 5000
 
-.PHONY: setup lab mlflow-ui lock demo test lint format check clean clean-all
+.PHONY: setup lab mlflow-ui lock demo test pyversions-smoke lint format check clean clean-all
 
 # The interpreter to build the venv with. A name that pyenv knows but has not activated
 # (python3.12 while the global version is 3.11) is looked up with `pyenv prefix 3.12`.
@@ -63,6 +63,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Python 3.10 and 3.12 (pyenv's): unit tests on each in .venv-3.10/.venv-3.12 (reused while the lock is
+# unchanged) and a small real 00 -> 01 -> 03 -> 04 -> request run on 3.12; .ci/run calls it.
+pyversions-smoke:
+	.ci/pyversions
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
