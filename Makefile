@@ -49,10 +49,11 @@ lock: $(STAMP)
 		--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) --quiet -o requirements.lock
 
 # JupyterLab on 127.0.0.1, rooted at the project, new notebooks on the project kernel; it prints
-# its URL with the token (the next free port from LAB_PORT) and opens no browser.
+# its URL with the token (the next free port from LAB_PORT) and opens no browser. As root (a container)
+# Jupyter refuses to start unless told to: --allow-root then.
 lab: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir="$(CURDIR)" \
-		--MappingKernelManager.default_kernel_name=$(KERNEL)
+		--MappingKernelManager.default_kernel_name=$(KERNEL) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The MLflow UI on the configured store (PROJECT_ROOT / MLFLOW_TRACKING_URI), on 127.0.0.1.
 mlflow-ui: $(STAMP)
