@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from lib.config import PROJECT_ROOT
-from lib.jobs import DAG_PREFIX, airflow_dags, airflow_tasks, load_spec, parse_spec
+from lib.jobs import load_spec, parse_spec
+from lib.jobs.airflow import DAG_PREFIX, airflow_dags, airflow_tasks
 
 DAG_FILE = PROJECT_ROOT / "dags" / "bank_marketing_mlops.py"
 
