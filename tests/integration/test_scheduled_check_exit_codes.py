@@ -1,0 +1,72 @@
+"""A mistyped scheduled monitoring check is recorded as failed, not as "an alert fired".
+
+`ok_codes: [0, 2]` counts the check's exit 2 (an alert fired) as success; a usage error must exit
+64 so the job runner, the scheduler and the job history see a failure and stop the chain.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from lib.cliargs import EX_USAGE
+from lib.config import PROJECT_ROOT
+from lib.jobs import history, load_spec, run_chain, run_scheduler
+from tests.conftest import make_settings
+
+SPEC = """\
+jobs:
+  - name: Nightly Monitoring Check
+    module: lib.monitoring
+    args: [check, --window-hours, "24", --trigger-retrain, --windw-hours, "24"]
+    schedule: "0 2 * * *"
+    timeout: 2m
+    ok_codes: [0, 2]
+  - name: Alert Follow-up
+    script: followup.py
+    depends_on: Nightly Monitoring Check
+  - name: Alert Fired
+    script: alert.py
+    ok_codes: [0, 2]
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "jobs.yaml").write_text(SPEC)
+    (tmp_path / "followup.py").write_text("print('follow-up ran')\n")
+    (tmp_path / "alert.py").write_text(textwrap.dedent("import sys\nsys.exit(2)\n"))
+    monkeypatch.setenv("PYTHONPATH", str(PROJECT_ROOT))  # jobs run in the spec's dir, with our env
+    return make_settings(tmp_path), load_spec(tmp_path / "jobs.yaml")
+
+
+def test_scheduled_check_with_a_bad_flag_is_recorded_failed(project) -> None:
+    settings, spec = project
+    clock = [datetime(2025, 1, 1, 1, 59)]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += timedelta(seconds=seconds)
+
+    assert run_scheduler(settings, spec, max_runs=1, sleep=sleep, now=lambda: clock[0]) == 1
+    runs = history(settings)
+    assert [(r.job, r.trigger, r.status, r.exit_code) for r in runs] == [
+        ("Nightly Monitoring Check", "schedule", "failed", EX_USAGE)
+    ]  # and the dependent never ran
+    log_text = runs[0].log_path.read_text()
+    assert "unrecognized arguments: --windw-hours" in log_text and "Traceback" not in log_text
+
+
+def test_chained_check_with_a_bad_flag_stops_the_chain(project) -> None:
+    settings, spec = project
+    result = run_chain(settings, "Nightly Monitoring Check", spec=spec)
+    assert not result.ok and result.skipped == ("Alert Follow-up",)
+    assert (result.failed.status, result.failed.exit_code) == ("failed", EX_USAGE)
+    alert = run_chain(settings, "Alert Fired", spec=spec)  # a real exit 2 is in ok_codes
+    assert alert.ok and alert.results[0].exit_code == 2
+    assert [(r.job, r.status) for r in history(settings)] == [
+        ("Alert Fired", "succeeded"),
+        ("Nightly Monitoring Check", "failed"),
+    ]
