@@ -17,6 +17,8 @@ from lib.config import PROJECT_ROOT
 from lib.jobs import history, load_spec, run_chain, run_scheduler
 from tests.conftest import make_settings
 
+pytestmark = pytest.mark.slow  # each test starts real job processes (~2-6 s)
+
 SPEC = """\
 jobs:
   - name: Nightly Monitoring Check
