@@ -1,11 +1,12 @@
 """A mistyped scheduled monitoring check is recorded as failed, not as "an alert fired".
 
 `ok_codes: [0, 2]` counts the check's exit 2 (an alert fired) as success; a usage error must exit
-64 so the job runner, the scheduler and the job history see a failure and stop the chain.
+64 so the job runner, the scheduler, the job history and `make demo` see a failure and stop.
 """
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,10 +15,9 @@ import pytest
 
 from lib.cliargs import EX_USAGE
 from lib.config import PROJECT_ROOT
+from lib.demo import Step, demo_steps, run_demo
 from lib.jobs import history, load_spec, run_chain, run_scheduler
 from tests.conftest import make_settings
-
-pytestmark = pytest.mark.slow  # each test starts real job processes (~2-6 s)
 
 SPEC = """\
 jobs:
@@ -45,6 +45,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return make_settings(tmp_path), load_spec(tmp_path / "jobs.yaml")
 
 
+@pytest.mark.slow  # starts a real job process (~2-6 s)
 def test_scheduled_check_with_a_bad_flag_is_recorded_failed(project) -> None:
     settings, spec = project
     clock = [datetime(2025, 1, 1, 1, 59)]
@@ -61,6 +62,7 @@ def test_scheduled_check_with_a_bad_flag_is_recorded_failed(project) -> None:
     assert "unrecognized arguments: --windw-hours" in log_text and "Traceback" not in log_text
 
 
+@pytest.mark.slow  # starts real job processes (~2-6 s)
 def test_chained_check_with_a_bad_flag_stops_the_chain(project) -> None:
     settings, spec = project
     result = run_chain(settings, "Nightly Monitoring Check", spec=spec)
@@ -72,3 +74,17 @@ def test_chained_check_with_a_bad_flag_stops_the_chain(project) -> None:
         ("Alert Fired", "succeeded"),
         ("Nightly Monitoring Check", "failed"),
     ]
+
+
+def test_demo_stops_on_a_usage_error_where_an_alert_passes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    settings = make_settings(tmp_path)
+    check = demo_steps(settings, "balance", 10)[-1]
+    assert check.argv[1:] == ["-m", "lib.monitoring", "check"] and check.ok_codes == (0, 2)
+    assert all(EX_USAGE not in step.ok_codes for step in demo_steps(settings, "balance", 10))
+
+    def exits(code: int) -> Step:
+        return Step(f"exits {code}", [sys.executable, "-c", f"import sys; sys.exit({code})"], ok_codes=(0, 2))
+
+    report = run_demo(settings, [exits(2), exits(EX_USAGE), exits(0)])
+    assert [r.returncode for r in report.results] == [2, EX_USAGE]  # stopped at the usage error
+    assert "step 'exits 64' failed with exit code 64" in capsys.readouterr().err
