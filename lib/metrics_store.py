@@ -12,7 +12,6 @@ process inserts them in batches (every ~100 ms or N rows), flushing on shutdown.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import logging
@@ -52,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from lib.cliargs import ArgumentParser
 from lib.config import PROJECT_ROOT
 from lib.features import NUMERIC, RAW_COLUMNS, TARGET, TARGET_VALUES
 
@@ -540,14 +540,22 @@ class PredictionWriter:
                     break
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the writer process (started by PredictionWriter, not by hand)."""
-    parser = argparse.ArgumentParser(prog="python -m lib.metrics_store", description=main.__doc__)
+def build_parser() -> ArgumentParser:
+    """--url URL --rows-fd FD --acks-fd FD [--max-pending N]; usage errors exit 64."""
+    parser = ArgumentParser(
+        prog="python -m lib.metrics_store",
+        description="Prediction-log writer process (started by PredictionWriter, not by hand).",
+    )
     parser.add_argument("--url", required=True)
     parser.add_argument("--rows-fd", type=int, required=True)
     parser.add_argument("--acks-fd", type=int, required=True)
     parser.add_argument("--max-pending", type=int, default=200_000)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the writer process (started by PredictionWriter, not by hand)."""
+    args = build_parser().parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on a foreground server: the server stops us
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s prediction-writer: %(message)s")
     serve_writer(args.url, args.rows_fd, args.acks_fd, args.max_pending)

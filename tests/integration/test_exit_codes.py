@@ -19,6 +19,8 @@ from lib.demo import Step, demo_steps, run_demo
 from lib.jobs import history, load_spec, run_chain, run_scheduler
 from tests.conftest import make_settings
 
+pytestmark = pytest.mark.integration  # real job processes and a SQLite job history
+
 SPEC = """\
 jobs:
   - name: Nightly Monitoring Check

@@ -20,12 +20,12 @@ MODULES = {
     "lib.demo": None,
     "lib.jobs.__main__": "list",
     "lib.lake": "snapshots",
+    "lib.metrics_store": None,  # the prediction-writer process the server starts with pipe fds
     "lib.monitoring.__main__": "check",
     "lib.notebooks": None,
     "lib.serving.__main__": "status",
 }
-# Entry points no user types: the prediction-writer process is started by the server with pipe fds.
-INTERNAL = {"lib.metrics_store"}
+BENCHMARKS = sorted(f"benchmarks.{p.stem}" for p in (PROJECT_ROOT / "benchmarks").glob("bench_*.py"))
 
 
 def load(name: str) -> ModuleType:
@@ -51,11 +51,23 @@ def test_the_lists_name_every_cli() -> None:
     for path in (PROJECT_ROOT / "lib").rglob("*.py"):
         if re.search(r"^def main\(", path.read_text(), re.MULTILINE):
             found.add(".".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts))
-    assert found - INTERNAL == set(MODULES)
+    assert found == set(MODULES)
     assert SCRIPTS[0] == "00_download.py" and len(SCRIPTS) == 8  # 00-08 (02 and 09 are notebooks)
 
 
-@pytest.mark.parametrize("name", SCRIPTS + list(MODULES))
+def test_no_parser_bypasses_the_contract() -> None:
+    """Only lib/cliargs.py builds a plain argparse parser; every other one exits 64 on usage errors."""
+    plain = re.compile(r"argparse\.ArgumentParser\(|from argparse import\b.*\bArgumentParser\b")
+    offenders = [
+        str(path.relative_to(PROJECT_ROOT))
+        for folder in ("lib", "benchmarks", "dags", "tests")
+        for path in (PROJECT_ROOT / folder).rglob("*.py")
+        if path != PROJECT_ROOT / "lib" / "cliargs.py" and plain.search(path.read_text())
+    ] + [name for name in SCRIPTS if plain.search((PROJECT_ROOT / name).read_text())]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("name", SCRIPTS + list(MODULES) + BENCHMARKS)
 def test_build_parser_exits_64_on_an_unknown_flag(name: str, capsys: pytest.CaptureFixture) -> None:
     module = load(name)
     parser = module.build_parser()
