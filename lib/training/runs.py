@@ -93,15 +93,17 @@ def log_run(prep: Prepared, fitted: Fitted, experiment_id: str, dataset: Any, wo
     }
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name(fitted.entry), tags=prep.tags) as run:
         mlflow.log_params(params)
-        mlflow.log_metrics(metrics)
         mlflow.log_input(dataset, context="training")
-        log_bank_model(
+        # The model first, then its metrics linked to it: logging a model copies the run's metrics
+        # onto it, and MLflow's SQL store cannot copy a NaN one (NaN != NaN defeats its dedup)
+        info = log_bank_model(
             fitted.booster,
             prep.features,
             input_example(prep.train, prep.features),
             workdir / run.info.run_id,
             threshold=DEFAULT_THRESHOLD,
         )
+        mlflow.log_metrics(metrics, model_id=info.model_id)
         mlflow.log_text(importance(fitted.booster, prep.features).to_csv(index=False), IMPORTANCE_ARTIFACT)
         mlflow.log_dict(build_profile(prep.train, prep.features, fitted.proba_test), PROFILE_ARTIFACT)
     return RunResult(run_id=run.info.run_id, params={k: str(v) for k, v in params.items()}, metrics=metrics)
