@@ -69,7 +69,12 @@ def test_full_grid_is_tracked_and_servable(spark, sample_table: Settings, bank_s
         run = client.get_run(summary.run_id)
         assert run.info.status == "FINISHED"
         assert set(RUN_METRIC_KEYS) <= set(run.data.metrics)
-        assert all(0.0 <= run.data.metrics[f"test_{m}"] <= 1.0 for m in METRIC_NAMES if m != "log_loss")
+        # undefined values (precision without a positive prediction) are NaN, logged as NaN
+        values = [run.data.metrics[f"test_{m}"] for m in METRIC_NAMES if m != "log_loss"]
+        assert all(np.isnan(v) or 0.0 <= v <= 1.0 for v in values)
+        logged = {k: run.data.metrics[k] for k in RUN_METRIC_KEYS}
+        assert logged == pytest.approx({k: summary.metrics[k] for k in RUN_METRIC_KEYS}, nan_ok=True)
+        assert not np.isnan(logged["test_roc_auc"])
         tags = run.data.tags
         assert set(LINEAGE_TAGS) <= set(tags)
         assert tags["iceberg_snapshot_id"] == str(snapshot) and tags["data_mode"] == "full"
@@ -155,6 +160,21 @@ def test_run_metrics_are_the_shared_metric_definition() -> None:
     assert classification_metrics(y, np.array([0.1, 0.2, 0.8, 0.9]))["roc_auc"] == 1.0
     # no positive prediction: precision is undefined (NaN), not a made-up 0
     assert np.isnan(classification_metrics(y, np.array([0.1, 0.2, 0.3, 0.4]))["precision"])
+
+
+def test_a_run_with_an_undefined_metric_is_logged_with_its_model(table_settings: Settings, train_runs) -> None:
+    """Two slow-learning trees predict no positive: precision is NaN, and the run (metrics copied onto
+    its logged model by MLflow) must still log, not die on MLflow's NaN-blind duplicate check."""
+    (result,) = train_runs(table_settings, "nan-metrics", grid=[{"learning_rate": 0.01, "num_boost_round": 2}])
+    run = configure_mlflow(table_settings).get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert np.isnan(run.data.metrics["test_precision"]) and np.isnan(result.metrics["test_precision"])
+    assert 0.5 < run.data.metrics["test_roc_auc"] <= 1.0
+    (model,) = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{result.run_id}'",
+        output_format="list",
+    )  # fmt: skip
+    assert {m.key for m in model.metrics} >= set(RUN_METRIC_KEYS)
 
 
 def test_default_grid_is_the_explicit_twelve_runs_and_sizes_are_explicit() -> None:
