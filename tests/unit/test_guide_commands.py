@@ -19,12 +19,14 @@ from lib.config import PROJECT_ROOT
 
 DOCS = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 
-# fenced blocks and inline code spans: where the docs write commands
+# fenced blocks and inline code spans: where the docs write commands (`python -m lib.…` and
+# `benchmarks.bench_*` are placeholders, not commands)
 _CODE = re.compile(r"^```[^\n]*\n(.*?)^```|`([^`\n]+)`", re.M | re.S)
 _VAR = r"[A-Z_]+=(?:\$\([^)]*\)\S*|\S+)"
 _MAKE = re.compile(rf"(?<![\w./-])make((?:[ \t]+{_VAR}|[ \t]+-[-\w]+)*)[ \t]+([a-z][\w-]*)")
 _PYTHON = re.compile(
-    r"(?:(?<![\w./-])(?:\S*/)?python(?:3(?:\.\d+)?)?|%run)[ \t]+(?:-m[ \t]+([A-Za-z_][\w.]*)|([\w./-]+\.py)\b)"
+    r"(?:(?<![\w./-])(?:\S*/)?python(?:3(?:\.\d+)?)?|%run)[ \t]+"
+    r"(?:-m[ \t]+([A-Za-z_][\w.]*)(?![\w.…*<])|([\w./-]+\.py)\b)"
 )
 
 
