@@ -251,6 +251,7 @@ def read_table(spark: SparkSession, settings: Settings, snapshot_id: int | None 
 def read_added(spark: SparkSession, settings: Settings, start_id: int, end_id: int) -> DataFrame:
     """Rows appended after snapshot `start_id` up to and including `end_id`."""
     require_table(spark, settings)
+    _refresh(spark, settings)  # `end_id` may come from another process's commit
     return (
         spark.read.format("iceberg")
         .option("start-snapshot-id", str(start_id))
