@@ -229,7 +229,7 @@ def _category_problem(col: str, values: pd.Series, allowed: tuple[str, ...], all
     if len(unknown) and not allow_new:
         return (
             f"{col}: {len(unknown)} row(s) with unknown category (e.g. {_examples(unknown)}); "
-            f"known: {', '.join(allowed)} (--allow-new-categories lets them through)"
+            f"known: {', '.join(allowed)}"
         )
     return None
 
@@ -266,7 +266,8 @@ def validate_batch(df: pd.DataFrame, allow_new_categories: bool = False) -> None
             problems.append(problem)
     if problems:
         listing = "; ".join(problems)
-        raise BatchError(f"batch rejected ({len(df)} rows), nothing appended: {listing}", problems)
+        hint = " (05's --allow-new-categories lets unknown categories through)" if "unknown category" in listing else ""
+        raise BatchError(f"batch rejected ({len(df)} rows), nothing appended: {listing}{hint}", problems)
 
 
 def read_batch_csv(path: Path) -> pd.DataFrame:
