@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from lib import faults
 from lib.batches import BatchError, validate_training_data
 from lib.config import DEFAULT_SEED, Settings
 from lib.features import FeatureSet
@@ -134,6 +135,7 @@ def training_main(parser: argparse.ArgumentParser, argv: list[str] | None, setti
     except (LakeError, TrainingError, BatchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    faults.reached(settings, "training.runs_logged")
     print(training_summary(result, options, settings))
     print(f"next       : {next_step}")
     return 0

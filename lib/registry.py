@@ -25,6 +25,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from lib import faults
 from lib.config import DEFAULT_SEED, Settings
 from lib.features import TARGET, labels_to_int
 from lib.metrics import DEFAULT_METRIC, classification_metrics, higher_is_better
@@ -312,7 +313,9 @@ def promote(settings: Settings, version: str | int, *, forced: bool = False) -> 
         return Promotion(before, before)
     if before is not None:
         client.set_registered_model_alias(name, PREVIOUS, before.version)
+    faults.reached(settings, "promote.previous_set")
     client.set_registered_model_alias(name, CHAMPION, target)
+    faults.reached(settings, "promote.champion_set")
     challenger = get_alias(settings, CHALLENGER)
     if challenger is not None and challenger.version == target:
         _delete_alias(client, name, CHALLENGER)
@@ -331,6 +334,7 @@ def undo_promotion(settings: Settings, promotion: Promotion, previous: VersionIn
     client = _client(settings)
     name = settings.model_name
     client.set_registered_model_alias(name, CHAMPION, promotion.before.version)
+    faults.reached(settings, "redeploy.undo")
     if previous is None:
         _delete_alias(client, name, PREVIOUS)
     else:
