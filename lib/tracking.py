@@ -24,13 +24,20 @@ from lib.cliargs import ArgumentParser
 from lib.config import Settings, cli_settings
 
 
+def ensure_store_dir(settings: Settings) -> None:
+    """Create the directory of a SQLite store: SQLite makes the file but not its directory
+    (a fresh PROJECT_ROOT), and MLflow then retries "unable to open database file" for minutes."""
+    for uri in (settings.mlflow_tracking_uri, settings.mlflow_registry_uri or ""):
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
 def configure_mlflow(settings: Settings) -> MlflowClient:
     """Point the MLflow fluent API at the configured store and return a client for it."""
     # "creating/updating database tables" on every connect is not news to users (alembic's own lines
     # cannot be quietened: MLflow's migration env re-applies alembic's logging config each time)
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
-    if settings.mlflow_tracking_uri.startswith("sqlite:///"):
-        Path(settings.mlflow_tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    ensure_store_dir(settings)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     if settings.mlflow_registry_uri:
         mlflow.set_registry_uri(settings.mlflow_registry_uri)
@@ -116,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         port = _free_port(args.host, args.port)
     except OSError as exc:
         print(f"error: {exc}; pass --port", file=sys.stderr)
+        return 1
+    try:
+        ensure_store_dir(settings)
+    except OSError as exc:
+        print(f"error: cannot create the MLflow store's directory: {exc}; check PROJECT_ROOT", file=sys.stderr)
         return 1
     cmd = ui_command(settings, args.host, port)
     print(f"tracking  : {settings.mlflow_tracking_uri}")
