@@ -15,9 +15,11 @@ from typing import Any
 
 from lib import faults
 from lib.batches import BatchError, validate_training_data
+from lib.cliargs import is_verbose
 from lib.config import DEFAULT_SEED, Settings
 from lib.features import FeatureSet
 from lib.lake import LakeError, spark_session
+from lib.logs import setup_logging
 from lib.metrics import DEFAULT_METRIC, RUN_METRIC_KEYS
 from lib.training.data import load_training_data
 from lib.training.errors import TrainingError
@@ -128,7 +130,7 @@ def training_main(parser: argparse.ArgumentParser, argv: list[str] | None, setti
     summarise. A `--data` option the script added picks full or incremental data; every failure is
     one `error:` line."""
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    setup_logging(is_verbose(args), level=logging.WARNING)
     try:
         options = training_options(parser, args)
         result = train_from_table(settings, options, mode=getattr(args, "data", "full"))

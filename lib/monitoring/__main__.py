@@ -15,8 +15,9 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from lib.cliargs import EX_ALERT, EX_FAILURE, EX_OK, ArgumentParser
+from lib.cliargs import EX_ALERT, EX_FAILURE, EX_OK, ArgumentParser, is_verbose
 from lib.config import Settings, cli_settings
+from lib.logs import setup_logging
 from lib.monitoring import MonitoringError
 from lib.monitoring.alerts import format_alerts
 from lib.monitoring.performance import DEFAULT_FREQ, DEFAULT_WINDOW_HOURS
@@ -118,8 +119,7 @@ def _check(settings: Settings, report: MonitoringReport, trigger: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("lib").setLevel(logging.INFO)  # our progress lines, not MLflow's/alembic's
+    setup_logging(is_verbose(args))
     settings = cli_settings()
     try:
         if args.command == "report":

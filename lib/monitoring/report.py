@@ -6,13 +6,13 @@ reference profile from the MLflow run behind the model version that served the n
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from lib.config import Settings
+from lib.logs import quiet_third_party
 from lib.monitoring import MonitoringError
 from lib.monitoring.alerts import AlertResult, evaluate_alerts
 from lib.monitoring.drift import drift_table
@@ -43,19 +43,11 @@ def load_log(settings: Settings) -> pd.DataFrame:
     return prepare_log(store.read_predictions(model_name=settings.model_name))
 
 
-class _WarningsOnly(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING
-
-
-_WARNINGS_ONLY = _WarningsOnly()
-
-
 def reference_profile(settings: Settings, model_version: str) -> dict[str, Any]:
     """The training profile of the run behind a registered version of the project's model."""
-    # MLflow re-runs its alembic migrations on every SQLite store it opens, and alembic's logging
-    # config switches their INFO lines on; a filter on the logger survives that reconfiguration.
-    logging.getLogger("alembic.runtime.migration").addFilter(_WARNINGS_ONLY)
+    # MLflow re-runs its alembic migrations on every SQLite store it opens (also in a notebook,
+    # where no CLI set logging up); their INFO lines say nothing to a reader.
+    quiet_third_party()
     from lib.profile import ProfileError, load_profile
     from lib.registry import RegistryError, describe
     from lib.tracking import quiet_mlflow
