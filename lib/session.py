@@ -33,17 +33,35 @@ def _in_ipython() -> bool:
     return ipython is not None and ipython.get_ipython() is not None
 
 
+# the loggers a script's logging setup configures: the root, our own, the script's
+_SCRIPT_LOGGERS = ("", "lib", "__main__")
+
+
+def _logger_state(logger: logging.Logger) -> tuple[logging.Logger, int, list[logging.Handler], bool]:
+    return logger, logger.level, logger.handlers[:], logger.propagate
+
+
+def _restore_logger(logger: logging.Logger, level: int, handlers: list[logging.Handler], propagate: bool) -> None:
+    for handler in logger.handlers[:]:
+        if handler not in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in logger.handlers:
+            logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
 def run_main(main: Callable[[], int | None], script: str | None = None) -> None:
     """Run a script's `main()` and exit with its code (usage errors included).
 
     Outside IPython this is `sys.exit(main())`. Under `%run` a success returns quietly and a failure
     raises `ScriptFailed`, which IPython renders as one line (no traceback, no `%tb` hint). The
-    script's `logging.basicConfig` is undone afterwards: under `%run` it would configure the kernel's
-    root logger for good, so the next cell prints other libraries' INFO lines and the next script's
-    own logging setup is ignored.
+    script's logging setup (`lib.logs.setup_logging`) is undone afterwards: under `%run` it would
+    configure the kernel's loggers for good, so later cells print with the script's format and level.
     """
-    root = logging.getLogger()
-    level, handlers = root.level, root.handlers[:]
+    saved = [_logger_state(logging.getLogger(name)) for name in _SCRIPT_LOGGERS]
     try:
         code = main()
     except SystemExit as exc:  # argparse's usage errors and cli_settings' `error:` exits
@@ -54,11 +72,8 @@ def run_main(main: Callable[[], int | None], script: str | None = None) -> None:
             code = exc.code
     finally:
         if _in_ipython():
-            for handler in root.handlers[:]:
-                if handler not in handlers:
-                    root.removeHandler(handler)
-                    handler.close()
-            root.setLevel(level)
+            for state in saved:
+                _restore_logger(*state)
     code = code or 0
     if not _in_ipython():
         sys.exit(code)

@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from lib import session
+from lib.logs import setup_logging
 from lib.session import ScriptFailed, run_main
 
 
@@ -31,17 +32,17 @@ def test_a_string_exit_is_printed_and_becomes_status_1(capsys: pytest.CaptureFix
 
 def test_under_percent_run_a_failure_is_one_line_and_logging_is_restored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(session, "_in_ipython", lambda: True)
-    root = logging.getLogger()
-    level, handlers = root.level, root.handlers[:]
+    root, ours = logging.getLogger(), logging.getLogger("lib")
+    before = [(lg.level, lg.handlers[:], lg.propagate) for lg in (root, ours)]
 
     def main() -> int:
-        root.addHandler(logging.NullHandler())  # what a script's logging.basicConfig does
-        root.setLevel(logging.INFO)
+        setup_logging()  # what every script does first
+        root.addHandler(logging.NullHandler())  # and a stray basicConfig
         return 1
 
     with pytest.raises(ScriptFailed) as exc:
         run_main(main, "01_write_to_dl.py")
     assert exc.value._render_traceback_() == ["01_write_to_dl.py exited with status 1"]
     assert exc.value.code == 1
-    assert (root.level, root.handlers) == (level, handlers)
+    assert [(lg.level, lg.handlers, lg.propagate) for lg in (root, ours)] == before
     assert run_main(lambda: 0) is None  # success returns quietly: no SystemExit in the cell
