@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format check clean clean-all
+.PHONY: setup demo test test-fast test-unit lint format check clean clean-all
 
 # Create the venv and install pinned requirements; reinstalls only when requirements change.
 $(STAMP): requirements.txt
@@ -20,6 +20,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Everything but the tests marked slow (under 2 minutes on an idle 2-core machine).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+# No process, no database: seconds.
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
