@@ -10,7 +10,7 @@ KERNEL := bank-mlops
 LAB_PORT ?= 8888
 MLFLOW_PORT ?= 5000
 
-.PHONY: setup lab mlflow-ui lock demo test pyversions-smoke lint format check clean clean-all
+.PHONY: setup lab mlflow-ui lock demo test test-fast test-unit pyversions-smoke lint format check clean clean-all
 
 # The interpreter to build the venv with. A name that pyenv knows but has not activated
 # (python3.12 while the global version is 3.11) is looked up with `pyenv prefix 3.12`.
@@ -64,6 +64,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Everything but the tests marked slow (under 2 minutes on an idle 2-core machine).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+# No process, no database: seconds.
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit
 
 # Python 3.10 and 3.12 (pyenv's): unit tests on each in .venv-3.10/.venv-3.12 (reused while the lock is
 # unchanged) and a small real 00 -> 01 -> 03 -> 04 -> request run on 3.12; .ci/run calls it.

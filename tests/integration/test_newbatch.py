@@ -127,6 +127,7 @@ def test_concurrent_appends_both_land(spark, sample_table: Settings, bank_sample
     assert latest_batch_path(sample_table) == second.csv_path
 
 
+@pytest.mark.slow  # three 05 processes
 def test_script_appends_concurrently_and_rejects(spark, sample_table: Settings, tmp_path: Path):
     snaps, rows = state(spark, sample_table)
     # two 05 processes (two JVMs) at once: both land, one after the other
