@@ -365,7 +365,7 @@ def append_lock_path(settings: Settings) -> Path:
     return settings.run_dir / "locks" / f"append-{settings.namespace}.{settings.table_name}.lock"
 
 
-def _append_lock(settings: Settings):  # noqa: ANN202 - filelock.FileLock
+def _append_lock(settings: Settings):  # -> filelock.FileLock (imported lazily)
     from filelock import FileLock
 
     path = append_lock_path(settings)

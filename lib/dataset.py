@@ -153,7 +153,7 @@ def download(url: str, timeout: float = 30.0, retries: int = 3, backoff: float =
     for attempt in range(1, retries + 1):
         try:
             with (
-                urllib.request.urlopen(url, timeout=timeout) as resp,  # noqa: S310 - https URL from config
+                urllib.request.urlopen(url, timeout=timeout) as resp,  # https URL from config
                 tempfile.TemporaryFile() as tmp,
             ):
                 shutil.copyfileobj(resp, tmp, length=1 << 20)
