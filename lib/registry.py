@@ -327,8 +327,11 @@ def promote(settings: Settings, version: str | int, *, forced: bool = False) -> 
 
 
 def undo_promotion(settings: Settings, promotion: Promotion, previous: VersionInfo | None) -> None:
-    """Put `champion` and `previous` back where they were before `promotion` (the server refused
-    the new version), and keep the refused one as `challenger` so it can be inspected."""
+    """Put `champion` and `previous` back where they were before `promotion`.
+
+    Used when the server refused the new version; the refused one is kept as `challenger` so it can
+    be inspected.
+    """
     if promotion.before is None or not promotion.changed:
         return
     client = _client(settings)
@@ -405,9 +408,11 @@ def _unseen(frame: pd.DataFrame, seen: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 
 def holdout_rows(spark: SparkSession, settings: Settings, versions: Sequence[VersionInfo] = ()) -> HoldOut:
-    """The test split of the table's current snapshot, minus every row any of `versions` was
-    fitted on. After a batch the split moves, so without this the champion would be scored on rows
-    it trained on (and a bootstrapped batch repeats rows); the gate must compare unseen rows."""
+    """The test split of the table's current snapshot, minus every row any of `versions` was fitted on.
+
+    After a batch the split moves, so without this the champion would be scored on rows it trained
+    on (and a bootstrapped batch repeats rows); the gate must compare unseen rows.
+    """
     from lib.training.data import load_training_data, split
 
     data = load_training_data(spark, settings, mode="full")
@@ -425,11 +430,11 @@ def holdout_rows(spark: SparkSession, settings: Settings, versions: Sequence[Ver
 
 
 def version_holdout(spark: SparkSession, settings: Settings, info: VersionInfo) -> HoldOut:
-    """The test split `info` was scored on in MLflow, rebuilt from its run's snapshot, data mode and
-    seed, minus any row it was also fitted on (a bootstrapped batch can put a row on both sides).
+    """Rebuild the test split `info` was scored on in MLflow, minus any row it was also fitted on.
 
-    These are the rows to send the served model (08 --source table): whatever seed or snapshot it
-    was trained with, it never saw them.
+    The split comes from its run's snapshot, data mode and seed; a bootstrapped batch can put a row
+    on both sides. These are the rows to send the served model (08 --source table): whatever seed
+    or snapshot it was trained with, it never saw them.
     """
     from lib.training.data import split
 

@@ -25,8 +25,11 @@ from lib.config import Settings, cli_settings
 
 
 def ensure_store_dir(settings: Settings) -> None:
-    """Create the directory of a SQLite store: SQLite makes the file but not its directory
-    (a fresh PROJECT_ROOT), and MLflow then retries "unable to open database file" for minutes."""
+    """Create the directory of a SQLite store before MLflow opens it.
+
+    SQLite makes the file but not its directory (a fresh PROJECT_ROOT), and MLflow then retries
+    "unable to open database file" for minutes.
+    """
     for uri in (settings.mlflow_tracking_uri, settings.mlflow_registry_uri or ""):
         if uri.startswith("sqlite:///"):
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -81,8 +84,11 @@ def quiet_mlflow() -> Iterator[None]:
 
 
 def ui_command(settings: Settings, host: str, port: int) -> list[str]:
-    """The `mlflow ui` command for the configured store: absolute URIs from settings, never a
-    relative `mlflow.db`, so the UI shows the same runs whatever directory it is started from."""
+    """The `mlflow ui` command for the configured store.
+
+    It passes absolute URIs from settings, never a relative `mlflow.db`, so the UI shows the same
+    runs whatever directory it is started from.
+    """
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.mlflow_tracking_uri]
     if settings.mlflow_registry_uri:
         cmd += ["--registry-store-uri", settings.mlflow_registry_uri]

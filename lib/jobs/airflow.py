@@ -39,8 +39,11 @@ def default_python(root: Path) -> str:
 
 
 def _bash_command(job: Job, project_root: Path, python: str) -> str:
-    """The job's command for Airflow's bash; exit codes in `ok_codes` become 0, since Airflow
-    fails a task on any other (e.g. the monitoring check's 2 = "an alert fired, retrain started")."""
+    """Build the job's command for Airflow's bash operator.
+
+    Exit codes in `ok_codes` become 0, since Airflow fails a task on any other (e.g. the monitoring
+    check's 2 = "an alert fired, retrain started").
+    """
     command = f"cd {shlex.quote(str(project_root))} && {shlex.join(job.argv(python))}"
     if job.ok_codes == (0,):
         return command

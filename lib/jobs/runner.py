@@ -1,5 +1,7 @@
-"""Running jobs: each in its own process group with a log file, a lock, a timeout and a history row;
-a chain runs a job and then, while each succeeds, its dependents."""
+"""Running jobs, each in its own process group with a log file, a lock, a timeout and a history row.
+
+A chain runs a job and then, while each succeeds, its dependents.
+"""
 
 from __future__ import annotations
 
