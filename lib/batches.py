@@ -324,6 +324,8 @@ def read_batch_csv(path: Path) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class AppendResult:
+    """What an append committed: row counts around it, the new snapshot, its parent, the batch's saved CSV."""
+
     rows: int
     rows_before: int
     rows_after: int

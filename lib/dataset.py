@@ -38,6 +38,8 @@ class DatasetError(RuntimeError):
 
 @dataclass(frozen=True)
 class CsvSummary:
+    """A validated data file: row and positive counts and the sha256 the script prints for lineage."""
+
     path: Path
     rows: int
     positives: int
@@ -45,11 +47,14 @@ class CsvSummary:
 
     @property
     def positive_rate(self) -> float:
+        """Share of `y = yes` rows; 0.0 for an empty file rather than a division error."""
         return self.positives / self.rows if self.rows else 0.0
 
 
 @dataclass(frozen=True)
 class FetchResult:
+    """Where the data came from (downloaded, the vendored copy or already on disk) and what it holds."""
+
     source: str  # "download", "vendored" or "existing"
     summary: CsvSummary
     note: str = ""

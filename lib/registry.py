@@ -69,10 +69,12 @@ class VersionInfo:
 
     @property
     def uri(self) -> str:
+        """The `models:/name/version` URI MLflow loads this version from."""
         return f"models:/{self.name}/{self.version}"
 
     @classmethod
     def from_model_version(cls, mv: ModelVersion) -> VersionInfo:
+        """Read a registry version with the lineage tags training set on it (metric, snapshot, commit)."""
         tags = dict(mv.tags or {})
         metric = tags.get("selection_metric", DEFAULT_METRIC)
         value = tags.get(f"metric.{metric}")
@@ -99,6 +101,7 @@ class Promotion:
 
     @property
     def changed(self) -> bool:
+        """Whether the alias actually moved (a first promotion always does)."""
         return self.before is None or self.before.version != self.after.version
 
 
@@ -126,6 +129,7 @@ class GateResult:
 
     @property
     def lower_is_better(self) -> bool:
+        """The comparison's direction, from the metric itself (e.g. log loss), never from a flag."""
         return not higher_is_better(self.metric)
 
     @property
@@ -141,6 +145,7 @@ class GateResult:
         return self.challenger_value >= self.champion_value - self.tolerance
 
     def describe(self) -> str:
+        """One line for logs and the script summary: verdict, both values, delta, tolerance, rows used."""
         verdict = "passed" if self.passed else "REJECTED"
         return (
             f"gate {verdict}: {self.metric} challenger v{self.challenger_version} "
@@ -189,6 +194,7 @@ def get_alias(settings: Settings, alias: str) -> VersionInfo | None:
 
 
 def require_champion(settings: Settings) -> VersionInfo:
+    """The `champion` version; when there is none the RegistryError says to run 04 first."""
     champion = get_alias(settings, CHAMPION)
     if champion is None:
         raise RegistryError(f"model {settings.model_name} has no '{CHAMPION}' version: run 04_api_deployment.py first")
@@ -288,6 +294,7 @@ def register_best(
 
 
 def set_alias(settings: Settings, alias: str, version: str | int) -> None:
+    """Point `alias` of the configured model at `version`, moving it if it was elsewhere."""
     _client(settings).set_registered_model_alias(settings.model_name, alias, str(version))
 
 

@@ -111,6 +111,7 @@ def _free_port(host: str, preferred: int) -> int:
 
 
 def build_parser() -> ArgumentParser:
+    """`ui [--port N] [--host H]`; usage errors exit 64."""
     parser = ArgumentParser(prog="python -m lib.tracking", description="MLflow on the configured store.")
     sub = parser.add_subparsers(dest="command", required=True)
     ui = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 (Ctrl-C stops it)")
@@ -120,6 +121,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Start the MLflow UI on the configured store and the next free port; for a tracking server, point at it."""
     args = build_parser().parse_args(argv)
     settings = cli_settings()
     if settings.mlflow_tracking_uri.startswith(("http://", "https://", "databricks")):

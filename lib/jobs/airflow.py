@@ -17,6 +17,8 @@ DAG_PREFIX = "bank_marketing_mlops"
 
 @dataclass(frozen=True)
 class AirflowTask:
+    """One job as an Airflow task: its bash command, upstream task ids and timeout."""
+
     task_id: str
     job: str
     bash_command: str
@@ -26,6 +28,8 @@ class AirflowTask:
 
 @dataclass(frozen=True)
 class AirflowDag:
+    """One DAG for dags/ to render with Airflow's classes: a root job and everything downstream of it."""
+
     dag_id: str
     schedule: str | None
     description: str
