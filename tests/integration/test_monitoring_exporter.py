@@ -77,6 +77,13 @@ def test_collected_families_match_the_log_and_the_alert_verdicts(logged: Setting
     assert by(again["bank_monitoring_labels_total"], "model_version")["2"] == PER_VERSION
 
 
+def test_an_empty_log_still_answers_with_up_0(table_settings: Settings) -> None:
+    metrics = scrape(generate_latest(build_registry(table_settings)).decode())
+    assert metrics["bank_monitoring_up"] == {(): 0.0}
+    assert "bank_monitoring_predictions_total" not in metrics and "bank_monitoring_alert_firing" not in metrics
+    assert "process_cpu_seconds_total" in metrics
+
+
 def test_exporter_cli_serves_metrics_on_a_free_port(logged: Settings) -> None:
     cmd = [sys.executable, "-m", "lib.monitoring", "exporter", "--port", "0", "--window-hours", "24"]
     proc = subprocess.Popen(
