@@ -19,18 +19,22 @@ import logging
 import sys
 from pathlib import Path
 
-from lib.cliargs import EX_FAILURE, EX_OK, ArgumentParser
-from lib.config import cli_settings
+from lib.cliargs import EX_FAILURE, EX_OK, ArgumentParser, is_verbose
+from lib.config import ConfigError, Settings, cli_settings
 from lib.economics import CampaignEconomics, EconomicsError
 from lib.lake import LakeError
+from lib.logs import setup_logging
 from lib.registry import RegistryError
 from lib.scoring import ScoringError, run_batch_scoring
 from lib.training import TrainingError
 
 
-def build_parser() -> ArgumentParser:
-    settings = cli_settings()
-    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(settings: Settings | None = None) -> ArgumentParser:
+    """10's flags; the economics default to the CAMPAIGN_* settings."""
+    settings = settings or cli_settings()
+    parser = ArgumentParser(
+        prog="10_batch_scoring.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--snapshot", type=int, metavar="ID", help="score the table at this snapshot (default: now)")
     parser.add_argument("--top", type=int, metavar="N", help="with --csv: export only the first N rows by rank")
     parser.add_argument("--csv", type=Path, metavar="PATH", help="export the call list (its top N with --top) as CSV")
@@ -47,7 +51,9 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    """Score the table into the call list; print the summary (exit 0) or one error line (exit 1)."""
+    settings = cli_settings()
+    parser = build_parser(settings)
     args = parser.parse_args(argv)
     if args.top is not None and args.csv is None:
         parser.error("--top needs --csv PATH")
@@ -57,13 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         economics = CampaignEconomics(args.cost_per_call, args.value_per_deposit)
     except EconomicsError as exc:
         parser.error(str(exc))
-    settings = cli_settings()
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    if not args.quiet:
-        logging.getLogger("lib.scoring").setLevel(logging.INFO)  # progress on stderr, not MLflow's chatter
+    setup_logging(is_verbose(args), level=logging.WARNING if args.quiet else logging.INFO)
     try:
         result = run_batch_scoring(settings, economics, snapshot_id=args.snapshot, top=args.top, csv_path=args.csv)
-    except (ScoringError, RegistryError, LakeError, TrainingError, EconomicsError) as exc:
+    except (ConfigError, ScoringError, RegistryError, LakeError, TrainingError, EconomicsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EX_FAILURE
     cut, lift = result.economics.cutoff, result.economics.lift

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lib.faults import FAULT_POINTS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The one default seed: split, booster, batches and simulation all start from it unless told otherwise.
 DEFAULT_SEED = 42
@@ -83,6 +85,10 @@ class Settings:
     # Serving: champion-alias polling interval (0 = off) and the redeploy gate's tolerance
     serve_watch_seconds: float = 0.0
     gate_tolerance: float = 0.01
+    # Test-only: the lib.faults crash point at which the process SIGKILLs itself (None = never)
+    fault_point: str | None = None
+    # Monitoring: port of the Prometheus exporter (`python -m lib.monitoring exporter`)
+    exporter_port: int = 9808
     # Batch scoring (10): the campaign's economics that choose the call cut-off
     campaign_cost_per_call: float = 5.0
     campaign_value_per_deposit: float = 100.0
@@ -189,6 +195,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if artifact_location is None and mlflow_uri.startswith("sqlite:"):
         artifact_location = (root / "mlartifacts").as_uri()
     run_dir = _path(env, "SERVE_RUN_DIR", root / "run")
+    fault_point = env.get("FAULT_POINT") or None
+    if fault_point is not None and fault_point not in FAULT_POINTS:
+        raise ConfigError(f"FAULT_POINT={fault_point!r} is not one of {', '.join(FAULT_POINTS)} (test-only setting)")
     return Settings(
         root=root,
         user=user,
@@ -223,6 +232,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jobs_log_dir=_path(env, "JOBS_LOG_DIR", root / "run" / "jobs"),
         serve_watch_seconds=_float(env, "SERVE_WATCH_SECONDS", 0.0),
         gate_tolerance=_float(env, "GATE_TOLERANCE", 0.01),
+        fault_point=fault_point,
+        exporter_port=_int(env, "MONITORING_EXPORTER_PORT", 9808),
         campaign_cost_per_call=_positive(env, "CAMPAIGN_COST_PER_CALL", 5.0),
         campaign_value_per_deposit=_positive(env, "CAMPAIGN_VALUE_PER_DEPOSIT", 100.0),
     )

@@ -7,17 +7,19 @@ is the same command a user would type; the demo stops at the first step that fai
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 
+from lib.cliargs import EX_ALERT, EX_OK, ArgumentParser
 from lib.config import PROJECT_ROOT, Settings, cli_settings
 
 
 @dataclass(frozen=True)
 class Step:
+    """One demo step: the command a user would type and the exit codes that count as success."""
+
     title: str
     argv: list[str]
     ok_codes: tuple[int, ...] = (0,)
@@ -26,6 +28,8 @@ class Step:
 
 @dataclass
 class StepResult:
+    """A step's exit code and wall time, for the timing table."""
+
     step: Step
     seconds: float
     returncode: int
@@ -33,14 +37,18 @@ class StepResult:
 
 @dataclass
 class DemoReport:
+    """The steps run so far, in order; the demo stops after the first failure."""
+
     results: list[StepResult] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
+        """Total wall time of the steps run."""
         return sum(r.seconds for r in self.results)
 
 
 def demo_steps(settings: Settings, drift: str, requests: int) -> list[Step]:
+    """The demo's commands in order; `drift` is the scenario of the second traffic run, `requests` its size."""
     py = sys.executable
     notebook = "09_model_monitoring_dashboard.ipynb"
     return [
@@ -64,13 +72,14 @@ def demo_steps(settings: Settings, drift: str, requests: int) -> list[Step]:
         Step(
             "monitoring check",
             [py, "-m", "lib.monitoring", "check"],
-            ok_codes=(0, 2),
+            ok_codes=(EX_OK, EX_ALERT),  # not 64: a usage error is a failed step
             note="exit 2 = an alert fired, which the drift scenario is meant to show",
         ),
     ]
 
 
 def run_demo(settings: Settings, steps: list[Step]) -> DemoReport:
+    """Run the steps one by one from the project root, output streamed; stop at the first that fails."""
     report = DemoReport()
     for i, step in enumerate(steps, start=1):
         print(f"\n=== [{i}/{len(steps)}] {step.title}: {' '.join(step.argv[1:])}", flush=True)
@@ -112,11 +121,17 @@ def state_summary(settings: Settings) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.demo", description=__doc__.split("\n")[0])
+def build_parser() -> ArgumentParser:
+    """`--drift` and `--requests`; usage errors exit 64."""
+    parser = ArgumentParser(prog="python -m lib.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--drift", default="balance", help="drift scenario for the second traffic run")
     parser.add_argument("--requests", type=int, default=1000, help="requests per traffic run")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo, then print the time per step and what it produced; exit 1 if a step failed."""
+    args = build_parser().parse_args(argv)
     settings = cli_settings()
     report = run_demo(settings, demo_steps(settings, args.drift, args.requests))
     print("\n=== time per step")

@@ -100,11 +100,12 @@ def load_champion(settings: Settings) -> ChampionModel:
     import mlflow
 
     from lib.registry import require_champion
-    from lib.tracking import configure_mlflow
+    from lib.tracking import configure_mlflow, quiet_mlflow
 
     configure_mlflow(settings)
     info = require_champion(settings)
-    model = mlflow.pyfunc.load_model(info.uri).unwrap_python_model()
+    with quiet_mlflow():  # no artifact progress bars in a job log
+        model = mlflow.pyfunc.load_model(info.uri).unwrap_python_model()
     if not isinstance(model, BankModel):
         raise ScoringError(f"{info.uri} is a {type(model).__name__}, not a BankModel: register a run of 03_train.py")
     return ChampionModel(info=info, model=model)
@@ -227,7 +228,7 @@ def build_call_list(
     )
 
 
-def _lock(settings: Settings):  # noqa: ANN202 - filelock.FileLock
+def _lock(settings: Settings):  # -> filelock.FileLock (imported lazily)
     from filelock import FileLock
 
     path = settings.run_dir / "locks" / f"call-list-{settings.namespace}.{call_list_name(settings)}.lock"
@@ -324,7 +325,7 @@ def log_economics(settings: Settings, info: VersionInfo, report: EconomicsReport
     import matplotlib.pyplot as plt
     from mlflow.entities import Metric
 
-    from lib.tracking import configure_mlflow
+    from lib.tracking import configure_mlflow, quiet_mlflow
 
     client = configure_mlflow(settings)
     now = int(time.time() * 1000)
@@ -348,7 +349,8 @@ def log_economics(settings: Settings, info: VersionInfo, report: EconomicsReport
         fig = plot_gains(report, title=f"{info.name} v{info.version} on {cut.rows:,} held-out rows")
         fig.savefig(Path(tmp, GAINS_PNG), format="png", dpi=110)
         plt.close(fig)
-        client.log_artifacts(info.run_id, tmp, artifact_path=ECONOMICS_DIR)
+        with quiet_mlflow():
+            client.log_artifacts(info.run_id, tmp, artifact_path=ECONOMICS_DIR)
     tags = {
         THRESHOLD_TAG: repr(cut.threshold),
         "economics.cost_per_call": f"{report.economics.cost_per_call:g}",
@@ -367,7 +369,7 @@ def load_economics(settings: Settings, version: str | None = None) -> tuple[Vers
     import mlflow
 
     from lib.registry import describe, require_champion
-    from lib.tracking import configure_mlflow
+    from lib.tracking import configure_mlflow, quiet_mlflow
 
     client = configure_mlflow(settings)
     info = require_champion(settings) if version is None else describe(settings, version)
@@ -375,10 +377,11 @@ def load_economics(settings: Settings, version: str | None = None) -> tuple[Vers
     if ECONOMICS_JSON not in names:
         return None
     with tempfile.TemporaryDirectory(prefix="economics-") as tmp:
-        path = mlflow.artifacts.download_artifacts(
-            run_id=info.run_id, artifact_path=f"{ECONOMICS_DIR}/{ECONOMICS_JSON}", dst_path=tmp,
-            tracking_uri=settings.mlflow_tracking_uri,
-        )  # fmt: skip
+        with quiet_mlflow():
+            path = mlflow.artifacts.download_artifacts(
+                run_id=info.run_id, artifact_path=f"{ECONOMICS_DIR}/{ECONOMICS_JSON}", dst_path=tmp,
+                tracking_uri=settings.mlflow_tracking_uri,
+            )  # fmt: skip
         return info, EconomicsReport.from_dict(json.loads(Path(path).read_text()))
 
 

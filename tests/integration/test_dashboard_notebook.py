@@ -25,7 +25,7 @@ from lib.notebooks import execute_notebook
 from lib.simulation import flip_labels, flip_schedule
 from lib.tracking import configure_mlflow
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a served model, logged traffic, a notebook run
 
 NOTEBOOK = PROJECT_ROOT / "09_model_monitoring_dashboard.ipynb"
 PER_VERSION = 300
@@ -112,7 +112,7 @@ def test_dashboard_notebook_runs_headless_and_writes_png_and_html(
 
 
 def test_report_builds_from_the_stores(logged: Settings) -> None:
-    from lib.monitoring import build_report
+    from lib.monitoring.report import build_report
 
     report = build_report(logged, window_hours=24)
     assert report.model_version == "2"

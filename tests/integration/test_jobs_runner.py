@@ -1,5 +1,5 @@
 """The job runner with tiny real jobs (python files in a temp project): order, failures, history,
-locks, timeouts, scheduling and the CLI. No Spark."""
+locks, timeouts, scheduling and the CLI. No Spark. (Parsing jobs.yaml: tests/unit/test_jobs_spec.py.)"""
 
 import os
 import textwrap
@@ -12,9 +12,12 @@ import pytest
 from filelock import FileLock
 
 from lib import jobs
-from lib.config import PROJECT_ROOT, Settings
+from lib.config import Settings
 from lib.jobs import JobError, history, job_lock_path, load_spec, next_runs, parse_spec, run_chain
+from lib.jobs import __main__ as jobs_cli
 from tests.conftest import make_settings
+
+pytestmark = pytest.mark.integration  # real job processes and a SQLite job history
 
 RECORD = textwrap.dedent(
     """\
@@ -61,38 +64,6 @@ jobs:
 def order(root: Path) -> list[str]:
     path = root / "order.txt"
     return [line.split()[0] for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def test_the_seed_chain_is_in_jobs_yaml():
-    spec = load_spec(PROJECT_ROOT / "jobs.yaml")
-    assert spec.names[:4] == ["New Batch", "Retrain Models", "Redeploy Model", "Score Customers"]
-    assert [j.script for j in spec.jobs[:4]] == [
-        "05_newbatch.py", "06_retrain.py", "07_api_redeployment.py", "10_batch_scoring.py"
-    ]  # fmt: skip
-    assert spec.get("New Batch").depends_on == () and spec.get("New Batch").schedule is None
-    assert spec.get("Retrain Models").depends_on == ("New Batch",)
-    assert spec.get("Redeploy Model").depends_on == ("Retrain Models",)
-    assert spec.get("Score Customers").depends_on == ("Redeploy Model",)
-    assert spec.get("Score Customers").schedule is not None  # the nightly call list, on its own
-    chain = ["New Batch", "Retrain Models", "Redeploy Model", "Score Customers"]
-    assert [j.name for j in spec.chain("New Batch")] == chain
-    assert [j.name for j in spec.chain("Retrain Models")] == chain[1:]
-    assert [j.name for j in spec.chain("Score Customers")] == ["Score Customers"]
-    for job in spec.jobs:
-        assert job.timeout > 0
-        assert job.script is None or (PROJECT_ROOT / job.script).is_file(), job.script
-
-
-def test_commented_example_job_is_valid():
-    """The nightly monitoring example in jobs.yaml parses when uncommented."""
-    text = (PROJECT_ROOT / "jobs.yaml").read_text()
-    example = [line.removeprefix("#") for line in text[text.index("#  - name:") :].splitlines()]
-    import yaml
-
-    spec = parse_spec({"jobs": yaml.safe_load("\n".join(example))})
-    job = spec.jobs[0]
-    assert job.module == "lib.monitoring" and job.args[0] == "check"
-    assert job.schedule == "0 2 * * *" and job.ok_codes == (0, 2)
 
 
 def test_chain_order_and_history(tmp_path: Path):
@@ -226,36 +197,6 @@ def _alive(pid: int) -> bool:
     return not (status.exists() and status.read_text().split()[2] == "Z")
 
 
-@pytest.mark.parametrize(
-    ("spec", "message"),
-    [
-        ({}, "top-level 'jobs:'"),
-        ({"jobs": [{"script": "a.py"}]}, "'name' is required"),
-        ({"jobs": [{"name": "X"}]}, "exactly one of 'script'"),
-        ({"jobs": [{"name": "X", "script": "a.py", "module": "m"}]}, "exactly one of 'script'"),
-        ({"jobs": [{"name": "X", "script": "a.py", "dependson": "Y"}]}, "unknown key.*dependson"),
-        ({"jobs": [{"name": "X", "script": "a.py", "depends_on": "Y"}]}, "unknown job.*'Y'"),
-        ({"jobs": [{"name": "X", "script": "a.py"}, {"name": "X", "script": "b.py"}]}, "defined twice"),
-        ({"jobs": [{"name": "X", "script": "a.py", "schedule": "every day"}]}, "not a cron expression"),
-        ({"jobs": [{"name": "X", "script": "a.py", "timeout": "soon"}]}, "timeout 'soon'"),
-        ({"jobs": [{"name": "X", "script": "a.py", "timeout": 0}]}, "must be positive"),
-        ({"jobs": [{"name": "X", "script": "a.py", "ok_codes": ["0"]}]}, "ok_codes"),
-        (
-            {
-                "jobs": [
-                    {"name": "X", "script": "a.py", "depends_on": "Y"},
-                    {"name": "Y", "script": "b", "depends_on": "X"},
-                ]
-            },
-            "cycle",
-        ),
-    ],
-)
-def test_invalid_specs_are_refused(spec: dict, message: str):
-    with pytest.raises(JobError, match=message):
-        parse_spec(spec)
-
-
 def test_run_errors_name_the_problem(tmp_path: Path):
     settings, spec_path = make_project(tmp_path, CHAIN.replace("script: c.py", "script: missing.py"))
     spec = load_spec(spec_path)
@@ -268,12 +209,6 @@ def test_run_errors_name_the_problem(tmp_path: Path):
         run_chain(settings, "Job D", trigger="cron", spec=spec, progress=False)
     with pytest.raises(JobError, match="not found"):
         load_spec(tmp_path / "nope.yaml")
-
-
-def test_timeouts_accept_durations():
-    spec = parse_spec({"jobs": [{"name": n, "script": "a.py", "timeout": t} for n, t in
-                                [("a", 90), ("b", "45s"), ("c", "15m"), ("d", "2h")]]})  # fmt: skip
-    assert [j.timeout for j in spec.jobs] == [90, 45, 900, 7200]
 
 
 def test_scheduler_runs_scheduled_chains_when_due(tmp_path: Path):
@@ -317,24 +252,24 @@ def test_cli_run_history_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     settings, spec_path = make_project(tmp_path, CHAIN.replace("args: [0]", "args: [4]"))
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
     monkeypatch.setenv("JOBS_SPEC", str(spec_path))
-    assert jobs.main(["list"]) == 0
+    assert jobs_cli.main(["list"]) == 0
     listing = capsys.readouterr().out
     assert "Job B" in listing and "python b.py 4" in listing and "manual" in listing
 
-    assert jobs.main(["run", "Job A"]) == 1
+    assert jobs_cli.main(["run", "Job A"]) == 1
     out = capsys.readouterr()
     assert "error: job 'Job B' failed (exit code 4)" in out.err
     assert "not run: Job C, Job D" in out.err and "hello from b.py" in out.err
     failed = history(settings)[0]
     assert str(failed.log_path) in out.err
 
-    assert jobs.main(["history"]) == 0
+    assert jobs_cli.main(["history"]) == 0
     table = capsys.readouterr().out
     assert "failed" in table and "succeeded" in table and "manual" in table
 
-    assert jobs.main(["logs", str(failed.run_id)]) == 0
+    assert jobs_cli.main(["logs", str(failed.run_id)]) == 0
     assert "hello from b.py" in capsys.readouterr().out
-    assert jobs.main(["logs", "999"]) == 1
+    assert jobs_cli.main(["logs", "999"]) == 1
     assert "no job run 999" in capsys.readouterr().err
-    assert jobs.main(["run", "Job C", "--no-deps"]) == 0
+    assert jobs_cli.main(["run", "Job C", "--no-deps"]) == 0
     assert order(tmp_path)[-1] == "c"
