@@ -63,10 +63,16 @@ class BankModel(mlflow.pyfunc.PythonModel):
             }
         )
 
-    def predict_records(self, records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        """Validated dict records → (probabilities, 0/1 predictions); the serving hot path."""
+    def predict_records(
+        self, records: Sequence[Mapping[str, Any]], threshold: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Validated dict records → (probabilities, 0/1 predictions); the serving hot path.
+
+        `threshold` overrides the one logged with the model (the server's comes from the registry).
+        """
         proba = self._proba(encode_records(records, self.features))
-        return proba, (proba >= self.threshold).astype(np.int64)
+        cut = self.threshold if threshold is None else threshold
+        return proba, (proba >= cut).astype(np.int64)
 
     def contributions(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
         """Per-feature SHAP contributions (log-odds) from XGBoost's TreeSHAP, plus the bias."""

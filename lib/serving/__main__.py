@@ -12,6 +12,7 @@ import logging
 import sys
 
 from lib.config import ConfigError, load_settings
+from lib.fileio import tail_lines
 from lib.registry import RegistryError, require_champion
 from lib.serving import service
 from lib.serving.client import EndpointError, ServingClient, endpoint, log_path
@@ -41,7 +42,7 @@ def _logs(settings, lines: int) -> int:  # noqa: ANN001 - Settings
     if not path.is_file():
         print(f"error: no server log at {path}: run 04_api_deployment.py first", file=sys.stderr)
         return 1
-    for line in path.read_text(errors="replace").splitlines()[-lines:]:
+    for line in tail_lines(path, lines):
         print(line)
     return 0
 

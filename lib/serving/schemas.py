@@ -384,6 +384,9 @@ class VersionResponse(BaseModel):
     experiment: str
     model_uri: str
     loaded_at: str
+    decision_threshold: float = Field(
+        description="prediction = probability >= this (the version's decision_threshold tag, else 0.5)"
+    )
 
 
 class ReloadResponse(BaseModel):

@@ -21,6 +21,7 @@ from lib.config import Settings
 from lib.features import RAW_COLUMNS, TARGET
 from lib.metrics_store import MetricsStore
 from lib.serving.app import create_app
+from lib.serving.deps import get_current_model
 from lib.serving.loader import ModelHolder
 
 pytestmark = pytest.mark.integration
@@ -357,15 +358,15 @@ def test_openapi_documents_every_body_from_the_feature_definition(client: TestCl
 
 
 def test_without_a_model_the_server_is_not_ready(client: TestClient, records: list[dict]) -> None:
-    holder = client.app.state.holder
-    loaded, holder.current = holder.current, None
+    client.app.dependency_overrides[get_current_model] = lambda: None
     try:
         assert client.get("/ready").status_code == 503
+        assert client.get("/ping").status_code == 503
         answer = post(client, "/predict", {"request": records[0]})
         assert answer.status_code == 503 and answer.json()["detail"] == "no model loaded"
         assert client.get("/health").status_code == 200
     finally:
-        holder.current = loaded
+        client.app.dependency_overrides.clear()
 
 
 def test_watcher_swaps_when_the_champion_alias_moves(

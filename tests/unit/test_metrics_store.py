@@ -16,12 +16,11 @@ from lib.metrics_store import (
     LOG_COLUMNS,
     MetricsStore,
     MetricsStoreError,
-    PredictionRow,
-    PredictionWriter,
     get_engine,
     metadata,
     predictions,
 )
+from lib.serving.prediction_log import PredictionRow, PredictionWriter
 
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 RECORD = {"age": 41, "job": "technician", "marital": "married", "education": "secondary", "default": "no",
