@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from lib import registry
 from lib.config import Settings
 from lib.features import RAW_COLUMNS, TARGET
+from lib.metrics import DEFAULT_THRESHOLD
 from lib.metrics_store import MetricsStore
 from lib.serving.app import create_app
 from lib.serving.deps import get_current_model
@@ -158,7 +159,7 @@ def test_auth_is_checked_before_validation(client: TestClient) -> None:
     assert raw(client, "/predict", b"{not json", headers={}).status_code == 401
 
 
-@pytest.mark.parametrize("path", ["/health", "/ready", "/version", "/metrics", "/openapi.json"])
+@pytest.mark.parametrize("path", ["/health", "/ready", "/ping", "/version", "/metrics", "/openapi.json", "/docs"])
 def test_operational_routes_are_open(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 200
 
@@ -333,6 +334,7 @@ def test_version_ready_and_reload(client: TestClient, served: Settings) -> None:
     version = client.get("/version").json()
     assert version["model_version"] == champion.version and version["run_id"] == champion.run_id
     assert version["iceberg_snapshot_id"] == "777"
+    assert version["decision_threshold"] == DEFAULT_THRESHOLD  # no tag on this version
     assert client.get("/ready").json() == {"status": "ready", "model_version": champion.version}
     reload = client.post("/admin/reload", headers=AUTH).json()
     assert reload == {
