@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format check clean clean-all
+.PHONY: setup browser-deps demo test lint format check clean clean-all
 
 # Create the venv and install pinned requirements; reinstalls only when requirements change.
 $(STAMP): requirements.txt
@@ -14,6 +14,13 @@ $(STAMP): requirements.txt
 	@touch $(STAMP)
 
 setup: $(STAMP)
+
+# Debian's Chromium for the browser tests (tests/browser): Playwright drives it, never downloads a browser.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+browser-deps:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	@test -x $(CHROMIUM) || { echo "error: no $(CHROMIUM) after apt-get install chromium"; exit 1; }
 
 demo: $(STAMP)
 	$(PY) -m lib.demo
