@@ -61,25 +61,6 @@ def build_router(body: schemas.Schemas) -> APIRouter:
         ]
         return JSONResponse({"model_name": name, "model_version": version, "predictions": predictions})
 
-    invocations_router = APIRouter(route_class=CsvRoute)
-
-    @invocations_router.post(
-        "/invocations",
-        response_model=schemas.InvocationsResponse,
-        responses=documented(401, 413, 422, 503),
-        openapi_extra={**SECURED, **CSV_BODY},
-        summary="Score rows in the MLflow scoring-server protocol (JSON or text/csv)",
-    )
-    async def invocations(
-        request: Request,
-        payload: body.invocations,  # type: ignore[valid-type]
-        loaded: ModelDep,
-        scorer: ScorerDep,
-    ) -> Response:
-        got = scorer.score(loaded, payload.records(), event_time=None, t0=_t0(request), checked=False)
-        rows = [{"prediction": int(y), "probability": float(p)} for p, y in zip(got.proba, got.pred, strict=True)]
-        return JSONResponse({"predictions": rows})
-
     @router.post(
         "/explain",
         response_model=schemas.ExplainResponse,
@@ -101,5 +82,29 @@ def build_router(body: schemas.Schemas) -> APIRouter:
         }
         return JSONResponse(answer)
 
-    router.include_router(invocations_router)
+    router.include_router(_invocations_router(body))
+    return router
+
+
+def _invocations_router(body: schemas.Schemas) -> APIRouter:
+    """/invocations on its own router: its route class also takes text/csv bodies."""
+    router = APIRouter(route_class=CsvRoute)
+
+    @router.post(
+        "/invocations",
+        response_model=schemas.InvocationsResponse,
+        responses=documented(401, 413, 422, 503),
+        openapi_extra={**SECURED, **CSV_BODY},
+        summary="Score rows in the MLflow scoring-server protocol (JSON or text/csv)",
+    )
+    async def invocations(
+        request: Request,
+        payload: body.invocations,  # type: ignore[valid-type]
+        loaded: ModelDep,
+        scorer: ScorerDep,
+    ) -> Response:
+        got = scorer.score(loaded, payload.records(), event_time=None, t0=_t0(request), checked=False)
+        rows = [{"prediction": int(y), "probability": float(p)} for p, y in zip(got.proba, got.pred, strict=True)]
+        return JSONResponse({"predictions": rows})
+
     return router
