@@ -11,19 +11,27 @@ import argparse
 import logging
 import sys
 
-from lib.config import cli_settings
+from lib.cliargs import ArgumentParser
+from lib.config import Settings, cli_settings
 from lib.dataset import DatasetError, fetch
 
 
-def main(argv: list[str] | None = None) -> int:
-    settings = cli_settings()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(settings: Settings | None = None) -> ArgumentParser:
+    settings = settings or cli_settings()
+    parser = ArgumentParser(
+        prog="00_download.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", default=settings.download_url, help="zip to download (default: %(default)s)")
     parser.add_argument("--offline", action="store_true", help="skip the download, use the vendored copy")
     parser.add_argument("--force", action="store_true", help="fetch again even if a valid file is present")
     parser.add_argument("--retries", type=int, default=3, help="download attempts (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt (default: %(default)s)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = cli_settings()
+    args = build_parser(settings).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         result = fetch(

@@ -10,16 +10,24 @@ import argparse
 import logging
 import sys
 
-from lib.config import cli_settings
+from lib.cliargs import ArgumentParser
+from lib.config import Settings, cli_settings
 from lib.ingest import IngestError, ingest_csv
 from lib.lake import LakeError, spark_session
 
 
+def build_parser(settings: Settings | None = None) -> ArgumentParser:
+    settings = settings or cli_settings()
+    parser = ArgumentParser(
+        prog="01_write_to_dl.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--csv", type=str, default=str(settings.csv_path), help="input CSV (default: %(default)s)")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = cli_settings()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--csv", type=str, default=str(settings.csv_path), help="input CSV (default: %(default)s)")
-    args = parser.parse_args(argv)
+    args = build_parser(settings).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         with spark_session(settings) as spark:

@@ -13,6 +13,7 @@ import argparse
 import logging
 import sys
 
+from lib.cliargs import ArgumentParser
 from lib.config import ConfigError, load_settings
 from lib.registry import DEFAULT_METRIC
 from lib.serving import deploy, service
@@ -29,16 +30,20 @@ def curl_example(url: str, key_file: str | None) -> str:
     return f"curl -s{auth} -H 'Content-Type: application/json' -d '{record}' {url}/predict"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="04_api_deployment.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--metric", default=DEFAULT_METRIC, help="selection metric (default: %(default)s)")
     parser.add_argument("--foreground", action="store_true", help="serve in this terminal (Ctrl-C stops)")
     parser.add_argument(
         "--no-auth", action="store_true", help="serve without an access key (explicit opt-out)"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         settings = load_settings()

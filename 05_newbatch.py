@@ -24,14 +24,15 @@ from lib.batches import (
     read_batch_csv,
     validate_batch,
 )
+from lib.cliargs import ArgumentParser
 from lib.config import cli_settings
 from lib.lake import LakeError, spark_session
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> ArgumentParser:
     epilog = "drift scenarios:\n" + "\n".join(f"  {k:9} {s.description}" for k, s in DRIFT_SCENARIOS.items())
-    parser = argparse.ArgumentParser(
-        description=__doc__, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = ArgumentParser(
+        prog="05_newbatch.py", description=__doc__, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=10_000, help="rows to generate (default: %(default)s)")
     parser.add_argument(
@@ -54,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     settings = cli_settings()
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if args.from_file is not None:

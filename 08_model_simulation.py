@@ -19,14 +19,15 @@ import logging
 import sys
 
 from lib.batches import DRIFT_SCENARIOS, drift_help
+from lib.cliargs import ArgumentParser
 from lib.config import cli_settings
 from lib.simulation import SOURCES, SimulationConfig, SimulationError, format_summary, run_simulation
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> ArgumentParser:
     defaults = SimulationConfig()
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = ArgumentParser(
+        prog="08_model_simulation.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--requests", type=int, default=defaults.requests, help="requests to send (%(default)s)"
@@ -69,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=defaults.timeout_s, help="seconds per request (%(default)s)"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("lib").setLevel(logging.INFO)  # our lines; not httpx's one per request
     settings = cli_settings()

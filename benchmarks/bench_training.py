@@ -16,7 +16,6 @@ Every variant uses a fresh MLflow SQLite store under a temp root.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import tempfile
 import time
@@ -25,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
+from lib.cliargs import ArgumentParser
 from lib.config import PROJECT_ROOT, load_settings
 from lib.features import FeatureSet, pandas_dtypes
 from lib.training import DEFAULT_GRID, DataSlice, cpu_cores, fit_booster, prepare_data, train_grid
@@ -55,11 +55,16 @@ def tracked(data: DataSlice, grid: list[dict], features: FeatureSet, workers: in
     return result.seconds, time.process_time() - cpu, result.best.metrics["test_roc_auc"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser() -> ArgumentParser:
+    """[--runs N] [--include-duration]; usage errors exit 64."""
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=len(DEFAULT_GRID), help="grid runs (default: %(default)s)")
     parser.add_argument("--include-duration", action="store_true", help="benchmark the leaky feature set")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     logging.basicConfig(level=logging.WARNING)
     data, grid = real_data(), DEFAULT_GRID[: args.runs]
     features = FeatureSet(include_duration=args.include_duration)

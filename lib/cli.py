@@ -130,12 +130,10 @@ def training_summary(result: TrainResult, options: TrainingOptions, settings: Se
     )
 
 
-def training_main(
-    parser: argparse.ArgumentParser, argv: list[str] | None, settings: Settings, default_experiment: str, next_step: str
-) -> int:
-    """The whole of a training script after its own options: parse, train, summarise. A `--data`
-    option the script added picks full or incremental data; every failure is one `error:` line."""
-    add_training_args(parser, default_experiment=default_experiment)
+def training_main(parser: argparse.ArgumentParser, argv: list[str] | None, settings: Settings, next_step: str) -> int:
+    """The whole of a training script after its parser (built with `add_training_args`): parse, train,
+    summarise. A `--data` option the script added picks full or incremental data; every failure is
+    one `error:` line."""
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:

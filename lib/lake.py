@@ -9,7 +9,6 @@ CLI: `python -m lib.lake snapshots | rollback --to ID`.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -21,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lib.cliargs import ArgumentParser
 from lib.config import Settings, cli_settings, load_settings
 
 if TYPE_CHECKING:
@@ -332,13 +332,18 @@ def format_snapshots(snapshots: list[Snapshot]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.lake", description=__doc__.split("\n")[0])
+def build_parser() -> ArgumentParser:
+    """`snapshots` and `rollback --to ID`; usage errors exit 64."""
+    parser = ArgumentParser(prog="python -m lib.lake", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("snapshots", help="list the table's snapshots (current one marked)")
     rb = sub.add_parser("rollback", help="point the table back at an earlier snapshot")
     rb.add_argument("--to", type=int, required=True, metavar="SNAPSHOT_ID")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = cli_settings()
     try:

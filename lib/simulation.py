@@ -167,11 +167,7 @@ def latest_logged_event(settings: Settings) -> datetime | None:
     """The newest event time of this project's model in the log, or None when nothing is logged yet."""
     from lib.metrics_store import MetricsStore
 
-    df = MetricsStore(settings.metrics_db_url).read_predictions()
-    df = df[df["model_name"] == settings.model_name]
-    if df.empty:
-        return None
-    return pd.to_datetime(df["event_ts"], utc=True).max().to_pydatetime()
+    return MetricsStore(settings.metrics_db_url).log_span(model_name=settings.model_name).last_event
 
 
 # --- HTTP ----------------------------------------------------------------------------------------
@@ -324,7 +320,7 @@ class SimulationResult:
 
     def daily_accuracy(self) -> pd.DataFrame:
         """Accuracy of the reported labels per simulated day and model version."""
-        from lib.monitoring import performance_by_window
+        from lib.monitoring.performance import performance_by_window
 
         perf = performance_by_window(self.as_log(), freq="1D")
         flips = pd.DataFrame(

@@ -26,10 +26,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -532,31 +530,6 @@ def _log_figures(run_id: str, y_test: np.ndarray, proba: np.ndarray) -> None:
         mlflow.set_tag("grid_best", "true")
 
 
-@contextmanager
-def quiet_mlflow() -> Iterator[None]:
-    """Keep a many-run grid readable: no INFO log lines (MLflow's per-model messages and the
-    ~45 alembic lines when the SQLite store is first created, whose logging config MLflow
-    installs itself), no per-model artifact progress bars, and no hint that integer columns
-    cannot hold missing values (integer inputs are the schema on purpose: serving rejects
-    missing values). Warnings such as a failed serving-input validation still show.
-    Everything is restored on exit."""
-    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR as progress_bar
-
-    disabled, previous = logging.root.manager.disable, progress_bar.get_raw()
-    logging.disable(logging.INFO)
-    progress_bar.set("false")
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
-            yield
-    finally:
-        logging.disable(disabled)
-        if previous is None:
-            progress_bar.unset()
-        else:
-            progress_bar.set(previous)
-
-
 def cpu_cores() -> int:
     """Cores this process may run on (the affinity mask, not the machine's count)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -586,7 +559,7 @@ def train_grid(
     """
     from tqdm.auto import tqdm
 
-    from lib.tracking import ensure_experiment
+    from lib.tracking import ensure_experiment, quiet_mlflow
 
     start = time.perf_counter()
     grid = [dict(entry) for entry in (DEFAULT_GRID if grid is None else grid)]

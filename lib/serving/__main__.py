@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 
+from lib.cliargs import ArgumentParser
 from lib.config import ConfigError, load_settings
 from lib.fileio import tail_lines
 from lib.registry import RegistryError, require_champion
@@ -47,8 +48,9 @@ def _logs(settings, lines: int) -> int:  # noqa: ANN001 - Settings
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ArgumentParser:
+    """`status`, `start`, `stop`, `logs`; usage errors exit 64."""
+    parser = ArgumentParser(
         prog="python -m lib.serving",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -68,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("stop", help="stop the server (flushes the prediction log)")
     logs = sub.add_parser("logs", help="print the end of the server log")
     logs.add_argument("-n", "--lines", type=int, default=50)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()

@@ -18,7 +18,8 @@ from lib.batches import (
 )
 from lib.dataset import read_csv
 from lib.features import CATEGORIES, NUMERIC, NUMERIC_RANGES, RAW_COLUMNS, TARGET, pandas_dtypes
-from lib.monitoring import bin_counts, categorical_psi, psi
+from lib.monitoring.drift import categorical_psi, psi
+from lib.profile import bin_counts
 from tests.conftest import make_settings
 
 
