@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 
 from lib.features import FeatureError
 from lib.metrics_store import MetricsStoreError
-from lib.serving import schemas
+from lib.serving.responses import ErrorResponse
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def error(status: int, detail: str, errors: list[dict[str, str]] | None = None, 
 
 def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI `responses` of a route that can answer `codes` (all with the error body)."""
-    return {c: {"model": schemas.ErrorResponse, "description": DESCRIPTIONS[c]} for c in codes}
+    return {c: {"model": ErrorResponse, "description": DESCRIPTIONS[c]} for c in codes}
 
 
 def field_path(loc: tuple[Any, ...]) -> str:

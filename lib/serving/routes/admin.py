@@ -7,18 +7,18 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from lib.serving import schemas
 from lib.serving.deps import HolderDep
 from lib.serving.errors import JSONResponse, documented
 from lib.serving.loader import ServingError
 from lib.serving.openapi import SECURED
+from lib.serving.responses import ReloadResponse
 
 router = APIRouter()
 
 
 @router.post(
     "/admin/reload",
-    response_model=schemas.ReloadResponse,
+    response_model=ReloadResponse,
     responses=documented(401, 503),
     openapi_extra=SECURED,
     summary="Load the version the champion alias points at now and swap it in",

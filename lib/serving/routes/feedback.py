@@ -9,6 +9,7 @@ from lib.serving import schemas
 from lib.serving.deps import StoreDep, WriterDep
 from lib.serving.errors import JSONResponse, documented
 from lib.serving.openapi import SECURED
+from lib.serving.responses import FeedbackResponse
 
 
 def build_router(body: schemas.Schemas) -> APIRouter:
@@ -16,7 +17,7 @@ def build_router(body: schemas.Schemas) -> APIRouter:
 
     @router.post(
         "/feedback",
-        response_model=schemas.FeedbackResponse,
+        response_model=FeedbackResponse,
         responses=documented(401, 404, 413, 422, 503),
         openapi_extra=SECURED,
         summary="Report the true outcome of earlier predictions, one or a batch",

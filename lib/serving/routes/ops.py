@@ -9,15 +9,15 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from lib.serving import schemas
 from lib.serving.deps import CurrentModelDep, MetricsDep, ModelDep
 from lib.serving.errors import JSONResponse, documented
 from lib.serving.loader import LoadedModel
+from lib.serving.responses import HealthResponse, ReadyResponse, VersionResponse
 
 router = APIRouter()
 
 
-@router.get("/health", response_model=schemas.HealthResponse, summary="Liveness")
+@router.get("/health", response_model=HealthResponse, summary="Liveness")
 async def health() -> Response:
     return JSONResponse({"status": "ok", "pid": os.getpid()})
 
@@ -28,14 +28,14 @@ def _readiness(current: LoadedModel | None) -> Response:
     return JSONResponse({"status": "ready", "model_version": current.version})
 
 
-@router.get("/ready", response_model=schemas.ReadyResponse, responses=documented(503), summary="Readiness")
+@router.get("/ready", response_model=ReadyResponse, responses=documented(503), summary="Readiness")
 async def ready(current: CurrentModelDep) -> Response:
     return _readiness(current)
 
 
 @router.get(
     "/ping",
-    response_model=schemas.ReadyResponse,
+    response_model=ReadyResponse,
     responses=documented(503),
     summary="Readiness on MLflow's health path: 200 once a model is loaded",
 )
@@ -43,7 +43,7 @@ async def ping(current: CurrentModelDep) -> Response:
     return _readiness(current)
 
 
-@router.get("/version", response_model=schemas.VersionResponse, responses=documented(503), summary="Served model")
+@router.get("/version", response_model=VersionResponse, responses=documented(503), summary="Served model")
 async def version(loaded: ModelDep) -> Response:
     info = loaded.info
     return JSONResponse(

@@ -16,6 +16,7 @@ from lib.serving.deps import ModelDep, ScorerDep
 from lib.serving.errors import JSONResponse, documented
 from lib.serving.middleware import T0_KEY
 from lib.serving.openapi import SECURED
+from lib.serving.responses import ExplainResponse, InvocationsResponse, PredictResponse
 
 CSV_EXAMPLE = "age,job,marital,...\n41,technician,married,...\n"
 # text/csv beside the generated application/json body (FastAPI merges openapi_extra into the operation)
@@ -41,7 +42,7 @@ def build_router(body: schemas.Schemas) -> APIRouter:
 
     @router.post(
         "/predict",
-        response_model=schemas.PredictResponse,
+        response_model=PredictResponse,
         responses=documented(401, 413, 422, 503),
         openapi_extra=SECURED,
         summary="Score one record or a batch (CML model API style)",
@@ -63,7 +64,7 @@ def build_router(body: schemas.Schemas) -> APIRouter:
 
     @router.post(
         "/explain",
-        response_model=schemas.ExplainResponse,
+        response_model=ExplainResponse,
         responses=documented(401, 413, 422, 503),
         openapi_extra=SECURED,
         summary="Per-feature SHAP contributions for one record",
@@ -92,7 +93,7 @@ def _invocations_router(body: schemas.Schemas) -> APIRouter:
 
     @router.post(
         "/invocations",
-        response_model=schemas.InvocationsResponse,
+        response_model=InvocationsResponse,
         responses=documented(401, 413, 422, 503),
         openapi_extra={**SECURED, **CSV_BODY},
         summary="Score rows in the MLflow scoring-server protocol (JSON or text/csv)",
