@@ -25,9 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 
 from lib.cliargs import ArgumentParser
-from lib.config import PROJECT_ROOT, load_settings
+from lib.config import DEFAULT_SEED, PROJECT_ROOT, load_settings
 from lib.features import FeatureSet, pandas_dtypes
-from lib.training import DEFAULT_GRID, DataSlice, cpu_cores, fit_booster, prepare_data, train_grid
+from lib.training.data import DataSlice
+from lib.training.fit import cpu_cores, fit_booster, prepare_data
+from lib.training.grid import DEFAULT_GRID, first_runs
+from lib.training.train import train_grid
 
 
 def real_data() -> DataSlice:
@@ -39,7 +42,7 @@ def real_data() -> DataSlice:
 def fit_only(data: DataSlice, grid: list[dict], features: FeatureSet, workers: int) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of fitting the grid without any tracking."""
     start, cpu = time.perf_counter(), time.process_time()
-    prep = prepare_data(data, features, seed=42)
+    prep = prepare_data(data, features, seed=DEFAULT_SEED)
     nthread = max(1, cpu_cores() // workers)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(lambda entry: fit_booster(prep, entry, nthread), grid))
@@ -66,7 +69,7 @@ def build_parser() -> ArgumentParser:
 def main() -> None:
     args = build_parser().parse_args()
     logging.basicConfig(level=logging.WARNING)
-    data, grid = real_data(), DEFAULT_GRID[: args.runs]
+    data, grid = real_data(), first_runs(DEFAULT_GRID, args.runs)
     features = FeatureSet(include_duration=args.include_duration)
     cores = cpu_cores()
     print(f"{len(grid)} runs on {len(data.df):,} rows, {cores} cores, include_duration={features.include_duration}")

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lib.faults import FAULT_POINTS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The one default seed: split, booster, batches and simulation all start from it unless told otherwise.
 DEFAULT_SEED = 42
@@ -83,6 +85,8 @@ class Settings:
     # Serving: champion-alias polling interval (0 = off) and the redeploy gate's tolerance
     serve_watch_seconds: float = 0.0
     gate_tolerance: float = 0.01
+    # Test-only: the lib.faults crash point at which the process SIGKILLs itself (None = never)
+    fault_point: str | None = None
 
     @property
     def namespace(self) -> str:
@@ -179,6 +183,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if artifact_location is None and mlflow_uri.startswith("sqlite:"):
         artifact_location = (root / "mlartifacts").as_uri()
     run_dir = _path(env, "SERVE_RUN_DIR", root / "run")
+    fault_point = env.get("FAULT_POINT") or None
+    if fault_point is not None and fault_point not in FAULT_POINTS:
+        raise ConfigError(f"FAULT_POINT={fault_point!r} is not one of {', '.join(FAULT_POINTS)} (test-only setting)")
     return Settings(
         root=root,
         user=user,
@@ -213,6 +220,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jobs_log_dir=_path(env, "JOBS_LOG_DIR", root / "run" / "jobs"),
         serve_watch_seconds=_float(env, "SERVE_WATCH_SECONDS", 0.0),
         gate_tolerance=_float(env, "GATE_TOLERANCE", 0.01),
+        fault_point=fault_point,
     )
 
 

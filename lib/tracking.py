@@ -42,12 +42,14 @@ def ensure_experiment(settings: Settings, name: str) -> str:
 
 @contextmanager
 def quiet_mlflow() -> Iterator[None]:
-    """Keep a many-run grid readable: no INFO log lines (MLflow's per-model messages and the
-    ~45 alembic lines when the SQLite store is first created, whose logging config MLflow
-    installs itself), no per-model artifact progress bars, and no hint that integer columns
-    cannot hold missing values (integer inputs are the schema on purpose: serving rejects
-    missing values). Warnings such as a failed serving-input validation still show.
-    Everything is restored on exit."""
+    """Keep many-run output readable (training grids, monitoring's registry reads).
+
+    No INFO log lines (MLflow's per-model messages and the ~45 alembic lines when the SQLite
+    store is first created, whose logging config MLflow installs itself), no per-model artifact
+    progress bars, and no hint that integer columns cannot hold missing values (integer inputs
+    are the schema on purpose: serving rejects missing values). Warnings such as a failed
+    serving-input validation still show. Everything is restored on exit.
+    """
     from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR as progress_bar
 
     disabled, previous = logging.root.manager.disable, progress_bar.get_raw()
