@@ -1,7 +1,7 @@
 """`text/csv` bodies on /invocations, as `mlflow models serve` accepts them.
 
 A header row names the columns, then one row per record. CSV carries no types, so the feature
-definition gives them: numeric columns must hold integers, the rest are text. The parsed rows go
+definition gives them: numeric columns must hold integers (41 or 41.0), the rest are text. The parsed rows go
 on as `{"dataframe_records": [...]}`, through the same validation as JSON. Anything malformed (not
 UTF-8, broken quoting, a row with the wrong number of values, a non-integer number, too many rows)
 is a 422 naming the line and column, never a 500.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -22,6 +23,9 @@ from starlette.types import Receive, Scope
 from lib.features import NUMERIC, FeatureError
 
 CSV_MEDIA_TYPE = "text/csv"
+# an integer, or one written as a float ("41.0": pandas writes integer columns so after a NaN)
+INTEGER = re.compile(r"([+-]?[0-9]+)(?:\.0*)?", re.ASCII)
+MAX_DIGITS = 20
 
 
 def is_csv(content_type: str | None) -> bool:
@@ -42,11 +46,13 @@ def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
 def _value(column: str, text: str, line: int) -> Any:
     if column not in NUMERIC:
         return text
-    try:
-        return int(text.strip())
-    except ValueError:
-        shown = text if len(text) <= 40 else text[:40] + "..."
-        raise FeatureError(f"CSV line {line}, column {column}: {shown!r} is not an integer") from None
+    match = INTEGER.fullmatch(text.strip())
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    if match is None:
+        raise FeatureError(f"CSV line {line}, column {column}: {shown!r} is not an integer")
+    if len(match[1]) > MAX_DIGITS:  # far outside every feature's range (and int() refuses ~4300+ digits)
+        raise FeatureError(f"CSV line {line}, column {column}: {shown!r} is out of range")
+    return int(match[1])
 
 
 def _header(values: list[str]) -> list[str]:

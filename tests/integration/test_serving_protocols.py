@@ -95,6 +95,7 @@ def test_csv_variants_mlflow_accepts(client: TestClient, frame: pd.DataFrame) ->
         "BOM and CRLF": (("\ufeff" + text.replace("\n", "\r\n")).encode(), CSV),
         "reordered columns": (as_csv(frame[list(reversed(frame.columns))]), CSV),
         "trailing blank lines": ((text + "\n\n").encode(), CSV),
+        "integers written as floats": (as_csv(frame.astype({"age": "float64", "balance": "float64"})), CSV),
     }
     for name, (body, headers) in variants.items():
         answer = client.post("/invocations", content=body, headers=headers)
@@ -110,6 +111,10 @@ def test_bad_csv_is_a_4xx_naming_the_problem(client: TestClient, frame: pd.DataF
         header + "\n": "no records",
         f"{header}\n{first},extra\n": "line 2",
         f"{header}\n{first.replace(first.split(',')[0], 'forty', 1)}\n": "'forty' is not an integer",
+        f"{header}\n{first.replace(first.split(',')[0], '41.5', 1)}\n": "'41.5' is not an integer",
+        f"{header}\n{first.replace(first.split(',')[0], 'nan', 1)}\n": "'nan' is not an integer",
+        f"{header}\n{first.replace(first.split(',')[0], '9' * 5000, 1)}\n": "out of range",
+        f"{header}\n{first.replace(first.split(',')[0], '9' * 19, 1)}\n": "between 18 and 120",
         f"{header}\n{first.replace(first.split(',')[0], '', 1)}\n": "column age",
         f'{header}\n"{first}\n': "CSV",
         f"{header},{header.split(',')[0]}\n{first},1\n": "duplicate column",
