@@ -8,12 +8,13 @@ the network is unavailable or --offline is given.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from lib.cliargs import ArgumentParser
+from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import Settings, cli_settings
 from lib.dataset import DatasetError, fetch
+from lib.logs import setup_logging
+from lib.session import run_main
 
 
 def build_parser(settings: Settings | None = None) -> ArgumentParser:
@@ -32,7 +33,7 @@ def build_parser(settings: Settings | None = None) -> ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     settings = cli_settings()
     args = build_parser(settings).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging(is_verbose(args))
     try:
         result = fetch(
             settings.data_dir, args.url, settings.vendor_zip,
@@ -53,4 +54,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -7,13 +7,14 @@ create-or-replace semantics: a rerun replaces the data in one new snapshot.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from lib.cliargs import ArgumentParser
+from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import Settings, cli_settings
 from lib.ingest import IngestError, ingest_csv
 from lib.lake import LakeError, spark_session
+from lib.logs import setup_logging
+from lib.session import run_main
 
 
 def build_parser(settings: Settings | None = None) -> ArgumentParser:
@@ -28,7 +29,7 @@ def build_parser(settings: Settings | None = None) -> ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     settings = cli_settings()
     args = build_parser(settings).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging(is_verbose(args))
     try:
         with spark_session(settings) as spark:
             result = ingest_csv(spark, settings, args.csv)
@@ -46,4 +47,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

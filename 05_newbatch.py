@@ -11,7 +11,6 @@ appended. The batch is also saved as CSV under data/batches/ (the latest one fee
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -24,9 +23,11 @@ from lib.batches import (
     read_batch_csv,
     validate_batch,
 )
-from lib.cliargs import ArgumentParser
+from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import cli_settings
 from lib.lake import LakeError, spark_session
+from lib.logs import setup_logging
+from lib.session import run_main
 
 
 def build_parser() -> ArgumentParser:
@@ -39,12 +40,8 @@ def build_parser() -> ArgumentParser:
         "--seed", type=int, default=None,
         help="random seed (default: the current snapshot id, so the same table state gives the same batch)",
     )  # fmt: skip
-    parser.add_argument(
-        "--drift", choices=list(DRIFT_SCENARIOS), default="none", help="shift the batch (see below)"
-    )
-    parser.add_argument(
-        "--from-file", type=Path, metavar="CSV", help="append this ';'-separated UCI-format CSV"
-    )
+    parser.add_argument("--drift", choices=list(DRIFT_SCENARIOS), default="none", help="shift the batch (see below)")
+    parser.add_argument("--from-file", type=Path, metavar="CSV", help="append this ';'-separated UCI-format CSV")
     parser.add_argument(
         "--allow-new-categories", action="store_true",
         help="accept categories the feature definition does not know (failure drill only)",
@@ -56,7 +53,7 @@ def build_parser() -> ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     settings = cli_settings()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging(is_verbose(args))
     try:
         if args.from_file is not None:
             batch, label = read_batch_csv(args.from_file), "file"
@@ -72,9 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             print("dry run   : nothing appended")
             return 0
         with spark_session(settings) as spark:
-            result = append_batch(
-                spark, settings, batch, label, allow_new_categories=args.allow_new_categories
-            )
+            result = append_batch(spark, settings, batch, label, allow_new_categories=args.allow_new_categories)
     except (BatchError, LakeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -87,4 +82,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

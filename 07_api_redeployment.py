@@ -18,12 +18,14 @@ import logging
 import sys
 from contextlib import ExitStack
 
-from lib.cliargs import ArgumentParser
+from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import ConfigError, Settings, cli_settings
 from lib.lake import LakeError, spark_session
+from lib.logs import setup_logging
 from lib.registry import DEFAULT_METRIC, GateRejected, holdout_rows
 from lib.serving import deploy
 from lib.serving.deploy import DeployError
+from lib.session import run_main
 from lib.training import TrainingError
 
 EXIT_REJECTED = 3
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.tolerance < 0:
         parser.error("--tolerance must not be negative")
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    setup_logging(is_verbose(args), level=logging.WARNING)
     try:
         with ExitStack() as stack:
             if args.rollback:
@@ -85,4 +87,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

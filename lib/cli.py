@@ -15,9 +15,11 @@ from typing import Any
 
 from lib import faults
 from lib.batches import BatchError, validate_training_data
+from lib.cliargs import is_verbose
 from lib.config import DEFAULT_SEED, Settings
 from lib.features import FeatureSet
 from lib.lake import LakeError, spark_session
+from lib.logs import setup_logging
 from lib.metrics import DEFAULT_METRIC, RUN_METRIC_KEYS
 from lib.training.data import load_training_data
 from lib.training.errors import TrainingError
@@ -87,8 +89,10 @@ def training_options(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 
 
 def train_from_table(settings: Settings, options: TrainingOptions, mode: str = "full") -> TrainResult:
-    """Read the table (Spark session closed before training so its JVM frees the cores), refuse
-    data that breaks the feature definition, then train and log the grid."""
+    """Read the table, refuse data that breaks the feature definition, then train and log the grid.
+
+    The Spark session is closed before training so its JVM frees the cores.
+    """
     with spark_session(settings) as spark:
         data = load_training_data(spark, settings, mode=mode, snapshot_id=options.snapshot_id)
     validate_training_data(data.df, f"{data.table} @ snapshot {data.snapshot_id} ({data.mode})")
@@ -124,11 +128,13 @@ def training_summary(result: TrainResult, options: TrainingOptions, settings: Se
 
 
 def training_main(parser: argparse.ArgumentParser, argv: list[str] | None, settings: Settings, next_step: str) -> int:
-    """The whole of a training script after its parser (built with `add_training_args`): parse, train,
-    summarise. A `--data` option the script added picks full or incremental data; every failure is
-    one `error:` line."""
+    """Run the whole of a training script after its parser: parse, train, summarise.
+
+    The parser is built with `add_training_args`. A `--data` option the script added picks full or
+    incremental data; every failure is one `error:` line.
+    """
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    setup_logging(is_verbose(args), level=logging.WARNING)
     try:
         options = training_options(parser, args)
         result = train_from_table(settings, options, mode=getattr(args, "data", "full"))

@@ -87,6 +87,8 @@ class Settings:
     gate_tolerance: float = 0.01
     # Test-only: the lib.faults crash point at which the process SIGKILLs itself (None = never)
     fault_point: str | None = None
+    # Monitoring: port of the Prometheus exporter (`python -m lib.monitoring exporter`)
+    exporter_port: int = 9808
 
     @property
     def namespace(self) -> str:
@@ -221,6 +223,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         serve_watch_seconds=_float(env, "SERVE_WATCH_SECONDS", 0.0),
         gate_tolerance=_float(env, "GATE_TOLERANCE", 0.01),
         fault_point=fault_point,
+        exporter_port=_int(env, "MONITORING_EXPORTER_PORT", 9808),
     )
 
 

@@ -22,8 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lib.cliargs import ArgumentParser
+from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import Settings, cli_settings, load_settings
+from lib.logs import setup_logging, spark_java_options, verbose
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -130,8 +131,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.driver.memory": "2g",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.driver.extraJavaOptions": "-Dlog4j2.level=ERROR",
     }
+    java_options = spark_java_options()
+    if java_options:
+        conf["spark.driver.extraJavaOptions"] = java_options
     conf.update(_catalog_conf(settings))
     jar = iceberg_jar(settings)
     if jar is not None:
@@ -154,7 +157,8 @@ def get_spark(settings: Settings | None = None, app_name: str = "bank-marketing"
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    if not verbose():
+        spark.sparkContext.setLogLevel("ERROR")
     return spark
 
 
@@ -387,7 +391,7 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging(is_verbose(args))
     settings = cli_settings()
     try:
         if args.command == "snapshots" and settings.catalog_type in PYICEBERG_CATALOGS:

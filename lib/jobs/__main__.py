@@ -13,18 +13,18 @@ Exit codes: 0 done, 1 a job failed, timed out or could not start (or the spec is
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from datetime import datetime
 from pathlib import Path
 
-from lib.cliargs import EX_FAILURE, EX_OK, ArgumentParser
+from lib.cliargs import EX_FAILURE, EX_OK, ArgumentParser, is_verbose
 from lib.config import Settings, cli_settings
 from lib.fileio import tail_lines
 from lib.jobs.history import TRIGGERS, JobHistory, JobRun, history
 from lib.jobs.runner import VERB, ChainResult, run_chain
 from lib.jobs.scheduler import next_fire, run_scheduler
 from lib.jobs.spec import JobError, JobSpec, load_spec
+from lib.logs import setup_logging
 
 EX_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 FAILED_LOG_LINES = 15
@@ -114,9 +114,10 @@ def _report_chain(result: ChainResult) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; a JobError is one `error:` line (exit 1), Ctrl-C records the running job as failed."""
     settings = cli_settings()
     args = build_parser(settings).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    setup_logging(is_verbose(args), fmt="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         if args.command == "history":
             print(format_history(history(settings, limit=args.limit, job=args.job)))

@@ -8,12 +8,12 @@ serves the champion; `start --foreground` runs it in this terminal. `status` sho
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from lib.cliargs import ArgumentParser
+from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import ConfigError, load_settings
 from lib.fileio import tail_lines
+from lib.logs import setup_logging
 from lib.registry import RegistryError, require_champion
 from lib.serving import service
 from lib.serving.client import EndpointError, ServingClient, endpoint, log_path
@@ -75,7 +75,7 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(is_verbose(args), fmt="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
         if args.command == "status":

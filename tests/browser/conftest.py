@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
@@ -36,12 +37,10 @@ class PageLog:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator:
+def browser() -> Iterator[Browser]:
     """One headless Chromium for the test run."""
     if not CHROMIUM.exists():
         pytest.fail(f"no Chromium at {CHROMIUM}: run `make browser-deps` (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         yield launched
@@ -55,7 +54,7 @@ def page_log() -> PageLog:
 
 
 @pytest.fixture
-def page(browser, page_log: PageLog) -> Iterator:  # noqa: ANN001 - playwright's Browser
+def page(browser: Browser, page_log: PageLog) -> Iterator[Page]:
     """A fresh offline page: outside requests are aborted, errors go to `page_log`."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     tab = context.new_page()
@@ -63,7 +62,7 @@ def page(browser, page_log: PageLog) -> Iterator:  # noqa: ANN001 - playwright's
     tab.on("console", lambda msg: log.console_errors.append(msg.text) if msg.type == "error" else None)
     tab.on("pageerror", lambda exc: log.page_errors.append(str(exc)))
 
-    def offline(route) -> None:  # noqa: ANN001 - playwright's Route
+    def offline(route: Route) -> None:
         url = route.request.url
         if urlsplit(url).scheme in ("http", "https") and urlsplit(url).hostname not in LOCAL_HOSTS:
             log.outside_requests.append(url)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
+from playwright.sync_api import Page
 
 from lib import registry
 from lib.config import Settings
@@ -46,8 +47,8 @@ def server_url(
 
 
 def test_docs_render_offline_and_try_it_out_predicts(
-    page, page_log: PageLog, server_url: str, bank_sample: pd.DataFrame, tmp_path: Path
-) -> None:  # noqa: ANN001 - playwright's Page
+    page: Page, page_log: PageLog, server_url: str, bank_sample: pd.DataFrame, tmp_path: Path
+) -> None:
     page.goto(f"{server_url}/docs")
     page.wait_for_selector(".opblock-summary-path", timeout=30_000)
     paths = page.locator(".opblock-summary-path").evaluate_all("els => els.map(e => e.dataset.path)")

@@ -26,7 +26,7 @@ from lib.serving.prediction_log import PredictionRow
 from lib.simulation import flip_labels, flip_schedule
 from lib.tracking import configure_mlflow
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a served model, logged traffic, a notebook run
 
 NOTEBOOK = PROJECT_ROOT / "09_model_monitoring_dashboard.ipynb"
 PER_VERSION = 300
