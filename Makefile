@@ -10,7 +10,7 @@ KERNEL := bank-mlops
 LAB_PORT ?= 8888
 MLFLOW_PORT ?= 5000
 
-.PHONY: setup lab mlflow-ui lock demo test test-fast test-unit pyversions-smoke lint format check clean clean-all
+.PHONY: setup browser-deps lab mlflow-ui lock demo test test-fast test-unit pyversions-smoke lint format check clean clean-all
 
 # The interpreter to build the venv with. A name that pyenv knows but has not activated
 # (python3.12 while the global version is 3.11) is looked up with `pyenv prefix 3.12`.
@@ -41,6 +41,13 @@ $(STAMP): requirements.lock requirements-jdk.txt pyproject.toml
 	@touch $(STAMP)
 
 setup: $(STAMP)
+
+# Debian's Chromium for the browser tests (tests/browser): Playwright drives it, never downloads a browser.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+browser-deps:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	@test -x $(CHROMIUM) || { echo "error: no $(CHROMIUM) after apt-get install chromium"; exit 1; }
 
 # Regenerate requirements.lock from requirements.txt for every supported Python and platform.
 # Versions already in the lock are kept (deterministic); `make lock UPGRADE=1` moves them to the newest.

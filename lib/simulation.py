@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from lib.config import DEFAULT_SEED, Settings
 from lib.features import RAW_COLUMNS, TARGET, labels_to_int
+from lib.serving.client import error_detail
 
 log = logging.getLogger(__name__)
 
@@ -190,14 +191,6 @@ class Reply:
     error: str | None = None
 
 
-def _error_text(response: httpx.Response) -> str:
-    try:
-        detail = response.json().get("detail", response.text)
-    except ValueError:
-        detail = response.text
-    return f"HTTP {response.status_code}: {str(detail)[:200]}"
-
-
 def _parse_prediction(payload: Any) -> Mapping[str, Any]:
     """The one answer to a single-record request (the server may wrap it in a list)."""
     if isinstance(payload, Mapping) and "predictions" in payload:
@@ -218,7 +211,7 @@ def send_prediction(client: httpx.Client, index: int, body: Mapping[str, Any]) -
         return Reply(index, (time.perf_counter() - start) * 1000, error=f"{type(exc).__name__}: {exc}")
     latency = (time.perf_counter() - start) * 1000
     if response.status_code != 200:
-        return Reply(index, latency, error=_error_text(response))
+        return Reply(index, latency, error=error_detail(response, limit=200))
     try:
         answer = _parse_prediction(response.json())
         return Reply(
@@ -262,7 +255,7 @@ def send_feedback(
             errors.append(f"{type(exc).__name__}: {exc}")
             continue
         if response.status_code != 200:
-            errors.append(_error_text(response))
+            errors.append(error_detail(response, limit=200))
             continue
         try:
             answer = response.json()

@@ -12,6 +12,7 @@ import sys
 
 from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import ConfigError, load_settings
+from lib.fileio import tail_lines
 from lib.logs import setup_logging
 from lib.registry import RegistryError, require_champion
 from lib.serving import service
@@ -42,7 +43,7 @@ def _logs(settings, lines: int) -> int:  # noqa: ANN001 - Settings
     if not path.is_file():
         print(f"error: no server log at {path}: run 04_api_deployment.py first", file=sys.stderr)
         return 1
-    for line in path.read_text(errors="replace").splitlines()[-lines:]:
+    for line in tail_lines(path, lines):
         print(line)
     return 0
 

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from lib.config import Settings
+from lib.fileio import atomic_write_json, atomic_write_text
 
 STATE_FILE = "server.json"
 PID_FILE = "server.pid"
@@ -113,23 +114,9 @@ def read_state(settings: Settings) -> ServerState | None:
     return state if pid_alive(state.pid, state.process_start) else None
 
 
-def write_json_atomic(path: Path, data: Mapping[str, Any], mode: int = 0o644) -> None:
-    """Write to a temp file in the same directory, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(dict(data), indent=2))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def save_state(settings: Settings, state: ServerState) -> None:
-    write_json_atomic(state_path(settings), asdict(state))
-    pid_tmp = pid_path(settings).with_suffix(".tmp")
-    pid_tmp.write_text(f"{state.pid}\n")
-    os.replace(pid_tmp, pid_path(settings))
+    atomic_write_json(state_path(settings), asdict(state))
+    atomic_write_text(pid_path(settings), f"{state.pid}\n")
 
 
 def clear_state(settings: Settings, pid: int) -> None:
@@ -165,6 +152,23 @@ def endpoint(settings: Settings) -> Endpoint:
     return Endpoint(url=state.url, key=key, pid=state.pid, state=state)
 
 
+def error_detail(response: httpx.Response, limit: int | None = None) -> str:
+    """ "HTTP <status>: <detail>" of an error answer: the server's `detail` field, else the raw text.
+
+    The one extractor for every client of the server (scripts, simulator, demo); `limit` cuts a
+    long detail for one-line logs.
+    """
+    try:
+        body = response.json()
+        detail = body.get("detail", response.text) if isinstance(body, dict) else response.text
+    except ValueError:
+        detail = response.text
+    text = str(detail)
+    if limit is not None:
+        text = text[:limit]
+    return f"HTTP {response.status_code}: {text}"
+
+
 class ServingClient:
     """A small synchronous client over httpx for the server's routes."""
 
@@ -183,12 +187,8 @@ class ServingClient:
 
     def _json(self, response: httpx.Response) -> Any:
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise EndpointError(f"{response.request.method} {response.request.url.path}: "
-                                f"HTTP {response.status_code}: {detail}")  # fmt: skip
+            request = response.request
+            raise EndpointError(f"{request.method} {request.url.path}: {error_detail(response)}")
         return response.json()
 
     def predict(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lib.config import PROJECT_ROOT, Settings
+from lib.fileio import atomic_write_json, atomic_write_text, tail_lines
 from lib.serving.client import (
     Endpoint,
     ServerState,
@@ -36,7 +37,6 @@ from lib.serving.client import (
     read_state,
     save_state,
     state_path,
-    write_json_atomic,
 )
 from lib.serving.loader import ServingError
 
@@ -58,7 +58,7 @@ def write_settings_file(settings: Settings) -> Path:
         value = getattr(settings, key)
         data[key] = str(value) if isinstance(value, Path) else value
     path = settings.run_dir / "server.settings.json"
-    write_json_atomic(path, data, mode=0o600)
+    atomic_write_json(path, data, mode=0o600)
     return path
 
 
@@ -88,15 +88,8 @@ def ensure_access_key(settings: Settings) -> str:
             if path.stat().st_mode & 0o077:
                 path.chmod(0o600)
             return key
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, key + "\n", mode=0o600)
     log.info("generated a new access key in %s", path)
     return key
 
@@ -178,13 +171,6 @@ def serve(settings: Settings, *, no_auth: bool = False, watch_seconds: float | N
         clear_state(settings, os.getpid())
 
 
-def _log_tail(path: Path, lines: int = 5) -> str:
-    try:
-        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def start_detached(
     settings: Settings,
     *,
@@ -216,7 +202,8 @@ def start_detached(
     while True:
         code = proc.poll()
         if code is not None:
-            raise ServingError(f"the server exited with code {code} while starting: {_log_tail(logfile)} "
+            tail = " | ".join(tail_lines(logfile, 5)) or "(no log)"
+            raise ServingError(f"the server exited with code {code} while starting: {tail} "
                                f"(full log: {logfile})")  # fmt: skip
         state = read_state(settings)
         if state is not None and state.pid == proc.pid:

@@ -20,8 +20,9 @@ import pytest
 from lib.batches import generate_batch
 from lib.config import PROJECT_ROOT, Settings
 from lib.features import RAW_COLUMNS, TARGET, labels_to_int
-from lib.metrics_store import MetricsStore, PredictionRow
+from lib.metrics_store import MetricsStore
 from lib.notebooks import execute_notebook
+from lib.serving.prediction_log import PredictionRow
 from lib.simulation import flip_labels, flip_schedule
 from lib.tracking import configure_mlflow
 

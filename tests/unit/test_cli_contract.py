@@ -20,10 +20,10 @@ MODULES = {
     "lib.demo": None,
     "lib.jobs.__main__": "list",
     "lib.lake": "snapshots",
-    "lib.metrics_store": None,  # the prediction-writer process the server starts with pipe fds
     "lib.monitoring.__main__": "check",
     "lib.notebooks": None,
     "lib.serving.__main__": "status",
+    "lib.serving.prediction_log": None,  # the prediction-writer process the server starts with pipe fds
     "lib.tracking": "ui",  # make mlflow-ui
 }
 BENCHMARKS = sorted(f"benchmarks.{p.stem}" for p in (PROJECT_ROOT / "benchmarks").glob("bench_*.py"))
