@@ -13,7 +13,10 @@ It writes the environment for clients to `<stack dir>.env` (`run/stack.env`): so
 (`set -a; . run/stack.env; set +a`) and every script runs against the stack. `down` stops exactly
 the processes `up` recorded; `status` shows whether each one still answers.
 
-CLI: `python -m lib.stack up | down | status [--dir DIR]`.
+Participants of a workshop share the stack; each also sources `python -m lib.stack user NAME`,
+which creates their own metrics database (job history has no owner column) and sets `PROJECT_OWNER`.
+
+CLI: `python -m lib.stack up | down | status | user NAME [--dir DIR]`.
 """
 
 from __future__ import annotations
@@ -309,12 +312,12 @@ def _read_password(paths: StackPaths) -> str:
     return file.read_text().strip()
 
 
-def _create_databases(state: dict[str, Any]) -> None:
+def _create_databases(state: dict[str, Any], names: tuple[str, ...] = PG_DATABASES) -> None:
     import psycopg
 
     with psycopg.connect(_pg_url(state, "postgres", driver="postgresql"), autocommit=True) as conn:
         existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
-        for db in PG_DATABASES:
+        for db in names:
             if db not in existing:
                 conn.execute(f'CREATE DATABASE "{db}"')
 
@@ -336,7 +339,7 @@ def _start_mlflow(paths: StackPaths, state: dict[str, Any]) -> None:
     mlflow = Path(sys.executable).parent / "mlflow"
     cmd = [
         str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
-        "--backend-store-uri", _pg_url(state, "mlflow"),
+        "--backend-store-uri", _pg_url(state, "mlflow", driver="postgresql+psycopg2"),
         "--serve-artifacts", "--artifacts-destination", str(paths.artifacts),
     ]  # fmt: skip
     proc = _spawn(cmd, log_path)
@@ -433,6 +436,7 @@ def stack_env(paths: StackPaths, state: dict[str, Any], jdbc_driver_jar: Path) -
     return {
         "STACK_DIR": str(paths.root),
         "SPARK_MASTER": f"spark://127.0.0.1:{state['spark_master']['port']}",
+        "SPARK_LOCAL_IP": "127.0.0.1",
         "SPARK_CONF_SPARK_DRIVER_HOST": "127.0.0.1",
         "SPARK_CONF_SPARK_CORES_MAX": str(APP_CORES),
         "SPARK_CONF_SPARK_EXECUTOR_MEMORY": APP_EXECUTOR_MEMORY,
@@ -446,6 +450,25 @@ def stack_env(paths: StackPaths, state: dict[str, Any], jdbc_driver_jar: Path) -
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{state['mlflow']['port']}",
         "METRICS_DB_URL": _pg_url(state, "metrics"),
     }
+
+
+def owner_env(root: Path, owner: str) -> dict[str, str]:
+    """One participant's settings on a running stack: their own metrics database, `metrics_<owner>`.
+
+    Tables, experiments, model names and run dirs are already per `PROJECT_OWNER`; the prediction
+    log is filtered by model name, but job history has no owner column, so each participant gets a
+    database of their own (created here if missing) and sees only their own runs.
+    """
+    from lib.config import sanitize_user
+
+    paths = StackPaths(root.resolve())
+    state = _read_state(paths)
+    if state is None or "postgres" not in state:
+        raise StackError(f"no stack recorded in {paths.root}: run `make stack` first")
+    user = sanitize_user(owner)
+    db = f"metrics_{user}"
+    _create_databases(state, (db,))
+    return {"PROJECT_OWNER": user, "METRICS_DB_URL": _pg_url(state, db)}
 
 
 def _write_env_file(paths: StackPaths, env: dict[str, str]) -> None:
@@ -570,12 +593,15 @@ def build_parser() -> ArgumentParser:
         "up": "start PostgreSQL, the MLflow server and a Spark master + worker",
         "down": "stop everything `up` started",
         "status": "each service, its pid and address, and whether it answers",
+        "user": "print one participant's settings (own metrics database) to source after the stack's env file",
     }
     for name, text in helps.items():
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument(
             "--dir", type=Path, default=settings.stack_dir, help=f"stack directory (default {settings.stack_dir})"
         )
+        if name == "user":
+            cmd.add_argument("owner", help="the participant's PROJECT_OWNER")
     return parser
 
 
@@ -593,6 +619,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"spark master : {env['SPARK_MASTER']}")
             print(f"mlflow       : {env['MLFLOW_TRACKING_URI']}")
             print(f"next         : set -a; . {paths.env_file}; set +a; python 00_download.py")
+        elif args.command == "user":
+            for key, value in owner_env(paths.root, args.owner).items():
+                print(f"export {key}={_shell_quote(value)}")
         elif args.command == "down":
             stopped = down(paths.root)
             print(f"stopped      : {', '.join(stopped) if stopped else 'nothing (no stack recorded)'}")
