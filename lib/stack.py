@@ -57,6 +57,7 @@ WORKER_MEMORY = "2g"
 APP_CORES = 1
 APP_EXECUTOR_MEMORY = "1g"
 START_TIMEOUT_S = 180.0
+STOP_GRACE_S = 15.0
 
 
 class StackError(RuntimeError):
@@ -206,18 +207,10 @@ def _spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) ->
         )
 
 
-def _stop_group(pid: int, grace_s: float = 15.0) -> None:
+def _signal_group(pid: int, sig: int) -> None:
+    """Signal a server's whole process group (it was started in a session of its own)."""
     try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not _pid_alive(pid):
-            return
-        time.sleep(0.2)
-    try:
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(pid, sig)
     except ProcessLookupError:
         return
 
@@ -431,25 +424,39 @@ def _start_spark(paths: StackPaths, state: dict[str, Any]) -> None:
 
 
 def stack_env(paths: StackPaths, state: dict[str, Any], jdbc_driver_jar: Path) -> dict[str, str]:
-    """The settings (lib/config names) that point every script at this stack."""
+    """The settings (lib/config names) that point every script at this stack (at the services it runs)."""
     pg = state["postgres"]
-    return {
-        "STACK_DIR": str(paths.root),
-        "SPARK_MASTER": f"spark://127.0.0.1:{state['spark_master']['port']}",
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "SPARK_CONF_SPARK_DRIVER_HOST": "127.0.0.1",
-        "SPARK_CONF_SPARK_CORES_MAX": str(APP_CORES),
-        "SPARK_CONF_SPARK_EXECUTOR_MEMORY": APP_EXECUTOR_MEMORY,
-        "SPARK_CONF_SPARK_PYSPARK_PYTHON": sys.executable,
+    env = {"STACK_DIR": str(paths.root)}
+    if "spark_master" in state:
+        env |= {
+            "SPARK_MASTER": f"spark://127.0.0.1:{state['spark_master']['port']}",
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "SPARK_CONF_SPARK_DRIVER_HOST": "127.0.0.1",
+            "SPARK_CONF_SPARK_CORES_MAX": str(APP_CORES),
+            "SPARK_CONF_SPARK_EXECUTOR_MEMORY": APP_EXECUTOR_MEMORY,
+            "SPARK_CONF_SPARK_PYSPARK_PYTHON": sys.executable,
+        }
+    env |= {
         "ICEBERG_CATALOG_TYPE": "jdbc",
         "ICEBERG_CATALOG_URI": f"jdbc:postgresql://127.0.0.1:{pg['port']}/iceberg",
         "ICEBERG_CATALOG_USER": PG_SUPERUSER,
         "ICEBERG_CATALOG_PASSWORD": pg["password"],
         "ICEBERG_WAREHOUSE": str(paths.warehouse),
         "ICEBERG_JDBC_DRIVER_JAR": str(jdbc_driver_jar),
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{state['mlflow']['port']}",
-        "METRICS_DB_URL": _pg_url(state, "metrics"),
     }
+    if "mlflow" in state:
+        env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{state['mlflow']['port']}"
+    env["METRICS_DB_URL"] = _pg_url(state, "metrics")
+    return env
+
+
+def create_database(root: Path, name: str) -> str:
+    """A new, empty database on the stack's PostgreSQL (for tests); returns its SQLAlchemy URL."""
+    state = _read_state(StackPaths(root.resolve()))
+    if state is None or "postgres" not in state:
+        raise StackError(f"no stack recorded in {root}: run `make stack` first")
+    _create_databases(state, (name,))
+    return _pg_url(state, name)
 
 
 def owner_env(root: Path, owner: str) -> dict[str, str]:
@@ -488,10 +495,11 @@ def _shell_quote(value: str) -> str:
 # --- commands ---------------------------------------------------------------------------------
 
 
-def up(root: Path, jdbc_driver_jar: Path) -> dict[str, str]:
+def up(root: Path, jdbc_driver_jar: Path, *, postgres_only: bool = False) -> dict[str, str]:
     """Start PostgreSQL, MLflow and Spark under `root`; returns the environment written to `<root>.env`.
 
     A failure part-way stops what was already started, so nothing is left running half-configured.
+    `postgres_only` starts just the database (the metrics store and JDBC catalog need no more).
     """
     paths = StackPaths(root.resolve())
     state = _read_state(paths)
@@ -507,10 +515,11 @@ def up(root: Path, jdbc_driver_jar: Path) -> dict[str, str]:
     try:
         _start_postgres(paths, state)
         atomic_write_json(paths.state_file, state, mode=0o600)
-        _start_mlflow(paths, state)
-        atomic_write_json(paths.state_file, state, mode=0o600)
-        _start_spark(paths, state)
-        atomic_write_json(paths.state_file, state, mode=0o600)
+        if not postgres_only:
+            _start_mlflow(paths, state)
+            atomic_write_json(paths.state_file, state, mode=0o600)
+            _start_spark(paths, state)
+            atomic_write_json(paths.state_file, state, mode=0o600)
     except BaseException:
         atomic_write_json(paths.state_file, state, mode=0o600)
         down(paths.root)
@@ -528,27 +537,31 @@ def _services(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def down(root: Path) -> list[str]:
-    """Stop exactly the processes `up` recorded (workers before master, PostgreSQL last); returns their names."""
+    """Stop exactly the processes `up` recorded (all but PostgreSQL at once, PostgreSQL last); returns their names."""
     paths = StackPaths(root.resolve())
     state = _read_state(paths)
     if state is None:
         return []
-    stopped = []
-    for name, svc in _services(state).items():
-        if name == "postgres":
-            if _pid_alive(svc["pid"]):
-                subprocess.run(
-                    [*_as_pg_user(), str(pg_bin("pg_ctl")), "-D", str(paths.pg_data), "-m", "fast", "-w", "stop"],
-                    capture_output=True,
-                )
-                if _pid_alive(svc["pid"]):
-                    os.kill(svc["pid"], signal.SIGTERM)
-        else:
-            _stop_group(svc["pid"])
-        stopped.append(name)
+    services = _services(state)
+    groups = [svc["pid"] for name, svc in services.items() if name != "postgres"]
+    for pid in groups:
+        _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while any(_pid_alive(pid) for pid in groups) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in groups:
+        _signal_group(pid, signal.SIGKILL)
+    pg = services.get("postgres")
+    if pg is not None and _pid_alive(pg["pid"]):
+        subprocess.run(
+            [*_as_pg_user(), str(pg_bin("pg_ctl")), "-D", str(paths.pg_data), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+        )
+        if _pid_alive(pg["pid"]):
+            os.kill(pg["pid"], signal.SIGTERM)
     paths.state_file.unlink(missing_ok=True)
     paths.env_file.unlink(missing_ok=True)
-    return stopped
+    return list(services)
 
 
 @dataclass(frozen=True)
@@ -602,6 +615,8 @@ def build_parser() -> ArgumentParser:
         )
         if name == "user":
             cmd.add_argument("owner", help="the participant's PROJECT_OWNER")
+        if name == "up":
+            cmd.add_argument("--postgres-only", action="store_true", help="start only PostgreSQL")
     return parser
 
 
@@ -612,12 +627,12 @@ def main(argv: list[str] | None = None) -> int:
     paths = StackPaths(args.dir.resolve())
     try:
         if args.command == "up":
-            env = up(paths.root, settings.jdbc_driver_jar)
+            env = up(paths.root, settings.jdbc_driver_jar, postgres_only=args.postgres_only)
             for row in status(paths.root):
                 print(f"{row.name:13}: {row.address}  pid {row.pid}")
             print(f"env file     : {paths.env_file}")
-            print(f"spark master : {env['SPARK_MASTER']}")
-            print(f"mlflow       : {env['MLFLOW_TRACKING_URI']}")
+            print(f"spark master : {env.get('SPARK_MASTER', 'not started (--postgres-only)')}")
+            print(f"mlflow       : {env.get('MLFLOW_TRACKING_URI', 'not started (--postgres-only)')}")
             print(f"next         : set -a; . {paths.env_file}; set +a; python 00_download.py")
         elif args.command == "user":
             for key, value in owner_env(paths.root, args.owner).items():
