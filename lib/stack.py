@@ -651,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
                 state = "answers" if row.answers else ("running, not answering" if row.running else "stopped")
                 print(f"{row.name:13}: {state:22} {row.address}  pid {row.pid}  log {row.log}")
             print(f"env file     : {paths.env_file}")
-            print("next         : set -a; . run/stack.env; set +a")
+            print(f"next         : set -a; . {paths.env_file}; set +a")
             return EX_OK if all(r.answers for r in rows) else EX_FAILURE
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
