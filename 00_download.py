@@ -8,23 +8,31 @@ the network is unavailable or --offline is given.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from lib.config import cli_settings
+from lib.cliargs import ArgumentParser, is_verbose
+from lib.config import Settings, cli_settings
 from lib.dataset import DatasetError, fetch
+from lib.logs import setup_logging
 
 
-def main(argv: list[str] | None = None) -> int:
-    settings = cli_settings()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(settings: Settings | None = None) -> ArgumentParser:
+    settings = settings or cli_settings()
+    parser = ArgumentParser(
+        prog="00_download.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", default=settings.download_url, help="zip to download (default: %(default)s)")
     parser.add_argument("--offline", action="store_true", help="skip the download, use the vendored copy")
     parser.add_argument("--force", action="store_true", help="fetch again even if a valid file is present")
     parser.add_argument("--retries", type=int, default=3, help="download attempts (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt (default: %(default)s)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = cli_settings()
+    args = build_parser(settings).parse_args(argv)
+    setup_logging(is_verbose(args))
     try:
         result = fetch(
             settings.data_dir, args.url, settings.vendor_zip,

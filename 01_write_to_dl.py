@@ -7,20 +7,28 @@ create-or-replace semantics: a rerun replaces the data in one new snapshot.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from lib.config import cli_settings
+from lib.cliargs import ArgumentParser, is_verbose
+from lib.config import Settings, cli_settings
 from lib.ingest import IngestError, ingest_csv
 from lib.lake import LakeError, spark_session
+from lib.logs import setup_logging
+
+
+def build_parser(settings: Settings | None = None) -> ArgumentParser:
+    settings = settings or cli_settings()
+    parser = ArgumentParser(
+        prog="01_write_to_dl.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--csv", type=str, default=str(settings.csv_path), help="input CSV (default: %(default)s)")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     settings = cli_settings()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--csv", type=str, default=str(settings.csv_path), help="input CSV (default: %(default)s)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = build_parser(settings).parse_args(argv)
+    setup_logging(is_verbose(args))
     try:
         with spark_session(settings) as spark:
             result = ingest_csv(spark, settings, args.csv)

@@ -12,14 +12,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lib.cli import training_main
-from lib.config import cli_settings
+from lib.cli import add_training_args, training_main
+from lib.cliargs import ArgumentParser
+from lib.config import Settings, cli_settings
+
+
+def build_parser(settings: Settings | None = None) -> ArgumentParser:
+    settings = settings or cli_settings()
+    parser = ArgumentParser(
+        prog="03_train.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_training_args(parser, default_experiment=settings.experiment_name)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     settings = cli_settings()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    return training_main(parser, argv, settings, settings.experiment_name, next_step="python 04_api_deployment.py")
+    return training_main(build_parser(settings), argv, settings, next_step="python 04_api_deployment.py")
 
 
 if __name__ == "__main__":

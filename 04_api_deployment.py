@@ -13,7 +13,9 @@ import argparse
 import logging
 import sys
 
+from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import ConfigError, load_settings
+from lib.logs import setup_logging
 from lib.registry import DEFAULT_METRIC
 from lib.serving import deploy, service
 from lib.serving.deploy import DeployError
@@ -29,17 +31,19 @@ def curl_example(url: str, key_file: str | None) -> str:
     return f"curl -s{auth} -H 'Content-Type: application/json' -d '{record}' {url}/predict"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="04_api_deployment.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--metric", default=DEFAULT_METRIC, help="selection metric (default: %(default)s)")
     parser.add_argument("--foreground", action="store_true", help="serve in this terminal (Ctrl-C stops)")
-    parser.add_argument(
-        "--no-auth", action="store_true", help="serve without an access key (explicit opt-out)"
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    parser.add_argument("--no-auth", action="store_true", help="serve without an access key (explicit opt-out)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(is_verbose(args), level=logging.WARNING)
     try:
         settings = load_settings()
         if args.foreground:
@@ -62,9 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"server    : {result.action}, {ep.url} (pid {ep.pid})")
     print(f"auth      : {'key in ' + str(settings.access_key_file) if ep.key else 'OFF (--no-auth)'}")
     if result.action != "started" and (ep.key is None) != args.no_auth:
-        print(
-            "note      : the running server keeps its auth setting; `python -m lib.serving stop` to change it"
-        )
+        print("note      : the running server keeps its auth setting; `python -m lib.serving stop` to change it")
     print(f"docs      : {ep.url}/docs")
     print(f"try it    : {curl_example(ep.url, str(settings.access_key_file) if ep.key else None)}")
     print("next      : python 05_newbatch.py (or python -m lib.serving status|logs|stop)")

@@ -11,7 +11,6 @@ appended. The batch is also saved as CSV under data/batches/ (the latest one fee
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -24,26 +23,24 @@ from lib.batches import (
     read_batch_csv,
     validate_batch,
 )
+from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import cli_settings
 from lib.lake import LakeError, spark_session
+from lib.logs import setup_logging
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> ArgumentParser:
     epilog = "drift scenarios:\n" + "\n".join(f"  {k:9} {s.description}" for k, s in DRIFT_SCENARIOS.items())
-    parser = argparse.ArgumentParser(
-        description=__doc__, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = ArgumentParser(
+        prog="05_newbatch.py", description=__doc__, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=10_000, help="rows to generate (default: %(default)s)")
     parser.add_argument(
         "--seed", type=int, default=None,
         help="random seed (default: the current snapshot id, so the same table state gives the same batch)",
     )  # fmt: skip
-    parser.add_argument(
-        "--drift", choices=list(DRIFT_SCENARIOS), default="none", help="shift the batch (see below)"
-    )
-    parser.add_argument(
-        "--from-file", type=Path, metavar="CSV", help="append this ';'-separated UCI-format CSV"
-    )
+    parser.add_argument("--drift", choices=list(DRIFT_SCENARIOS), default="none", help="shift the batch (see below)")
+    parser.add_argument("--from-file", type=Path, metavar="CSV", help="append this ';'-separated UCI-format CSV")
     parser.add_argument(
         "--allow-new-categories", action="store_true",
         help="accept categories the feature definition does not know (failure drill only)",
@@ -54,8 +51,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     settings = cli_settings()
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    setup_logging(is_verbose(args))
     try:
         if args.from_file is not None:
             batch, label = read_batch_csv(args.from_file), "file"
@@ -71,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             print("dry run   : nothing appended")
             return 0
         with spark_session(settings) as spark:
-            result = append_batch(
-                spark, settings, batch, label, allow_new_categories=args.allow_new_categories
-            )
+            result = append_batch(spark, settings, batch, label, allow_new_categories=args.allow_new_categories)
     except (BatchError, LakeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -14,19 +14,28 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lib.cli import training_main
-from lib.config import cli_settings
+from lib.cli import add_training_args, training_main
+from lib.cliargs import ArgumentParser
+from lib.config import Settings, cli_settings
 
 
-def main(argv: list[str] | None = None) -> int:
-    settings = cli_settings()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(settings: Settings | None = None) -> ArgumentParser:
+    settings = settings or cli_settings()
+    parser = ArgumentParser(
+        prog="06_retrain.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--data", choices=["full", "incremental"], default="full",
         help="whole table (default) or only the rows the latest batch appended",
     )  # fmt: skip
+    add_training_args(parser, default_experiment=settings.retrain_experiment_name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = cli_settings()
     next_step = "python 07_api_redeployment.py"
-    return training_main(parser, argv, settings, settings.retrain_experiment_name, next_step=next_step)
+    return training_main(build_parser(settings), argv, settings, next_step=next_step)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,10 @@ import logging
 import sys
 from contextlib import ExitStack
 
-from lib.config import ConfigError, cli_settings
+from lib.cliargs import ArgumentParser, is_verbose
+from lib.config import ConfigError, Settings, cli_settings
 from lib.lake import LakeError, spark_session
+from lib.logs import setup_logging
 from lib.registry import DEFAULT_METRIC, GateRejected, holdout_rows
 from lib.serving import deploy
 from lib.serving.deploy import DeployError
@@ -28,10 +30,10 @@ from lib.training import TrainingError
 EXIT_REJECTED = 3
 
 
-def main(argv: list[str] | None = None) -> int:
-    settings = cli_settings()
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def build_parser(settings: Settings | None = None) -> ArgumentParser:
+    settings = settings or cli_settings()
+    parser = ArgumentParser(
+        prog="07_api_redeployment.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--metric", default=DEFAULT_METRIC, help="selection metric (default: %(default)s)")
     parser.add_argument(
@@ -40,10 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--force", action="store_true", help="promote even if the gate rejects (tagged)")
     parser.add_argument("--rollback", action="store_true", help="move champion back to the previous version")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = cli_settings()
+    parser = build_parser(settings)
     args = parser.parse_args(argv)
     if args.tolerance < 0:
         parser.error("--tolerance must not be negative")
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    setup_logging(is_verbose(args), level=logging.WARNING)
     try:
         with ExitStack() as stack:
             if args.rollback:

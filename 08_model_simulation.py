@@ -15,25 +15,22 @@ Exit 1 when no endpoint is running or no request got an answer.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from lib.batches import DRIFT_SCENARIOS, drift_help
+from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import cli_settings
+from lib.logs import setup_logging
 from lib.simulation import SOURCES, SimulationConfig, SimulationError, format_summary, run_simulation
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> ArgumentParser:
     defaults = SimulationConfig()
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = ArgumentParser(
+        prog="08_model_simulation.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--requests", type=int, default=defaults.requests, help="requests to send (%(default)s)"
-    )
-    parser.add_argument(
-        "--concurrency", type=int, default=defaults.concurrency, help="parallel requests (%(default)s)"
-    )
+    parser.add_argument("--requests", type=int, default=defaults.requests, help="requests to send (%(default)s)")
+    parser.add_argument("--concurrency", type=int, default=defaults.concurrency, help="parallel requests (%(default)s)")
     parser.add_argument(
         "--source",
         choices=SOURCES,
@@ -66,12 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         help="event-time delay of the ground truth (%(default)s)",
     )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (%(default)s)")
-    parser.add_argument(
-        "--timeout", type=float, default=defaults.timeout_s, help="seconds per request (%(default)s)"
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("lib").setLevel(logging.INFO)  # our lines; not httpx's one per request
+    parser.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds per request (%(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(is_verbose(args))
     settings = cli_settings()
     config = SimulationConfig(
         requests=args.requests,

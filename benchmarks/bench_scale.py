@@ -7,18 +7,19 @@ project root. Cost should grow no faster than linearly: the ratio column is (tim
 Then 01 and 05 run with SPARK_MASTER=local-cluster[2,1,1024] to show the Spark code paths work with
 separate executor processes, not only in the driver JVM.
 
-    .venv/bin/python benchmarks/bench_scale.py [--runs 3]
+    .venv/bin/python -m benchmarks.bench_scale [--runs 3]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from lib.cliargs import ArgumentParser
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_ROWS = 45_211
@@ -32,10 +33,15 @@ def run(script: str, env: dict[str, str], *args: str) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser() -> ArgumentParser:
+    """[--runs N]; usage errors exit 64."""
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="grid runs per retrain (default: %(default)s)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         env = {**os.environ, "PROJECT_ROOT": tmp, "PROJECT_OWNER": "bench"}
         run("00_download.py", env, "--offline")

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from lib import registry
+from lib.cliargs import ArgumentParser
 from lib.config import PROJECT_ROOT, Settings, load_settings
 from lib.features import TARGET, pandas_dtypes
 from lib.metrics_store import MetricsStore
@@ -186,14 +187,19 @@ def start_mlflow(settings: Settings, model_uri: str, port: int, log: Path) -> su
     raise RuntimeError(f"mlflow models serve not up after 180s; see {log}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    """[--duration S] [--clients N,..] [--batches N,..] [--rows N] [--keep]; usage errors exit 64."""
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per scenario")
     parser.add_argument("--clients", default="1,16", help="client thread counts")
     parser.add_argument("--batches", default="1,100", help="records per request")
     parser.add_argument("--rows", type=int, default=10_000, help="training sample size")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway project root")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     clients = [int(c) for c in args.clients.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
 

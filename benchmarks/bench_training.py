@@ -16,7 +16,6 @@ Every variant uses a fresh MLflow SQLite store under a temp root.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import tempfile
 import time
@@ -25,9 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
-from lib.config import PROJECT_ROOT, load_settings
+from lib.cliargs import ArgumentParser
+from lib.config import DEFAULT_SEED, PROJECT_ROOT, load_settings
 from lib.features import FeatureSet, pandas_dtypes
-from lib.training import DEFAULT_GRID, DataSlice, cpu_cores, fit_booster, prepare_data, train_grid
+from lib.training.data import DataSlice
+from lib.training.fit import cpu_cores, fit_booster, prepare_data
+from lib.training.grid import DEFAULT_GRID, first_runs
+from lib.training.train import train_grid
 
 
 def real_data() -> DataSlice:
@@ -39,7 +42,7 @@ def real_data() -> DataSlice:
 def fit_only(data: DataSlice, grid: list[dict], features: FeatureSet, workers: int) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of fitting the grid without any tracking."""
     start, cpu = time.perf_counter(), time.process_time()
-    prep = prepare_data(data, features, seed=42)
+    prep = prepare_data(data, features, seed=DEFAULT_SEED)
     nthread = max(1, cpu_cores() // workers)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(lambda entry: fit_booster(prep, entry, nthread), grid))
@@ -55,13 +58,18 @@ def tracked(data: DataSlice, grid: list[dict], features: FeatureSet, workers: in
     return result.seconds, time.process_time() - cpu, result.best.metrics["test_roc_auc"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser() -> ArgumentParser:
+    """[--runs N] [--include-duration]; usage errors exit 64."""
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=len(DEFAULT_GRID), help="grid runs (default: %(default)s)")
     parser.add_argument("--include-duration", action="store_true", help="benchmark the leaky feature set")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     logging.basicConfig(level=logging.WARNING)
-    data, grid = real_data(), DEFAULT_GRID[: args.runs]
+    data, grid = real_data(), first_runs(DEFAULT_GRID, args.runs)
     features = FeatureSet(include_duration=args.include_duration)
     cores = cpu_cores()
     print(f"{len(grid)} runs on {len(data.df):,} rows, {cores} cores, include_duration={features.include_duration}")

@@ -2,7 +2,7 @@
 
 `bank_marketing_mlops`: New Batch -> Retrain Models -> Redeploy Model as BashOperator tasks that
 run the same scripts, in the same directory, with the same dependencies and timeouts as
-`python -m lib.jobs run "New Batch"` (lib.jobs.airflow_dags does the translation). Every other
+`python -m lib.jobs run "New Batch"` (lib.jobs.airflow.airflow_dags does the translation). Every other
 job without dependencies in jobs.yaml (e.g. a nightly monitoring check) becomes its own DAG
 `bank_marketing_mlops_<job>` on its cron schedule.
 
@@ -22,7 +22,8 @@ except ImportError:
     from airflow.operators.bash import BashOperator  # Airflow 2
 
 from lib.config import load_settings
-from lib.jobs import airflow_dags, load_spec
+from lib.jobs import load_spec
+from lib.jobs.airflow import airflow_dags
 
 _settings = load_settings()
 _spec = load_spec(_settings.jobs_spec)

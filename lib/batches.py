@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from lib import faults
 from lib.config import Settings
 from lib.features import (
     CATEGORIES,
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 PERTURBATION = 0.10  # numeric values move by up to ±10%
 APPEND_LOCK_TIMEOUT_S = 600.0
 _MAX_EXAMPLES = 3
+# An integer as a batch file may write it: ASCII digits only (`\\d` would admit other scripts' digits).
+INTEGER_TEXT = r"-?[0-9]+"
+_INT64_TEXT = r"-?[0-9]{1,18}"  # surely fits int64; longer integers stay text and fail the range check
 
 
 class BatchError(ValueError):
@@ -195,15 +199,21 @@ def _examples(values: pd.Series) -> str:
 
 def _numeric_problem(col: str, values: pd.Series, had_nulls: bool) -> str | None:
     """Type and range check of one numeric column (nulls already dropped and reported)."""
+    if values.empty:
+        return None  # all null: already reported
     if had_nulls and pd.api.types.is_float_dtype(values) and (values % 1 == 0).all():
         values = values.astype("int64")  # the nulls (reported) turned the int column into float
+    low, high = NUMERIC_RANGES[col]
     if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_integer_dtype(values):
         if pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values):
-            bad = values[~values.astype(str).str.fullmatch(r"-?\d+")]
-            hint = f" (e.g. {_examples(bad)})" if len(bad) else ""
-            return f"{col}: wrong type, expected integer, got text{hint}"
+            text = values.astype(str)
+            bad = values[~text.str.fullmatch(INTEGER_TEXT)]
+            if len(bad):
+                return f"{col}: wrong type, expected integer, got text (e.g. {_examples(bad)})"
+            # integers as text (too long for int64): compare as Python ints, no int64 overflow
+            outside = values[[not low <= int(v) <= high for v in text]]
+            return f"{col}: {len(outside)} value(s) outside [{low}, {high}] (e.g. {_examples(outside)})"
         return f"{col}: wrong type, expected integer, got {values.dtype}"
-    low, high = NUMERIC_RANGES[col]
     outside = values[(values < low) | (values > high)]
     if len(outside):
         return f"{col}: {len(outside)} value(s) outside [{low}, {high}] (e.g. {_examples(outside)})"
@@ -219,7 +229,7 @@ def _category_problem(col: str, values: pd.Series, allowed: tuple[str, ...], all
     if len(unknown) and not allow_new:
         return (
             f"{col}: {len(unknown)} row(s) with unknown category (e.g. {_examples(unknown)}); "
-            f"known: {', '.join(allowed)} (--allow-new-categories lets them through)"
+            f"known: {', '.join(allowed)}"
         )
     return None
 
@@ -255,24 +265,53 @@ def validate_batch(df: pd.DataFrame, allow_new_categories: bool = False) -> None
         if problem:
             problems.append(problem)
     if problems:
-        listing = "\n  - ".join(problems)
-        raise BatchError(f"batch rejected ({len(df)} rows), nothing appended:\n  - {listing}", problems)
+        listing = "; ".join(problems)
+        hint = " (05's --allow-new-categories lets unknown categories through)" if "unknown category" in listing else ""
+        raise BatchError(f"batch rejected ({len(df)} rows), nothing appended: {listing}{hint}", problems)
 
 
 def read_batch_csv(path: Path) -> pd.DataFrame:
-    """Read a UCI-format (';'-separated) CSV for validation: integer columns become int64 when
-    every value is an integer, otherwise they stay text so validation can name the bad values."""
+    """Read a UCI-format (';'-separated, UTF-8, optional BOM, LF or CRLF) CSV for validation.
+
+    Every field is read as text first (Python's csv module, strict quoting) and converted
+    explicitly: an integer column becomes int64 only when every value is a plain ASCII integer of
+    at most 18 digits (so it always fits); anything else stays text for `validate_batch` to name.
+    Empty fields are nulls. Columns may come in any order. File-level problems (not UTF-8, broken
+    quoting, a field over the csv module's size limit, rows with more or fewer fields than the
+    header, duplicate headers, no header) raise BatchError: the whole file is rejected, never
+    part of it.
+    """
     if not path.is_file():
         raise BatchError(f"batch file {path} not found")
     try:
-        raw = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise BatchError(f"batch file {path} is not a readable ';'-separated CSV: {exc}") from exc
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            rows = [row for row in csv.reader(fh, delimiter=";", strict=True) if row]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise BatchError(f"batch file {path} is not a readable ';'-separated UTF-8 CSV: {exc}") from exc
+    except OSError as exc:
+        raise BatchError(f"batch file {path} cannot be read: {exc.strerror or exc}") from exc
+    if not rows:
+        raise BatchError(f"batch file {path} is empty: it needs a header line and at least one row")
+    header, body = rows[0], rows[1:]
+    duplicates = sorted({c for c in header if header.count(c) > 1})
+    if duplicates:
+        raise BatchError(f"batch file {path} names column(s) more than once: {', '.join(map(repr, duplicates))}")
+    ragged = [(n, len(row)) for n, row in enumerate(body, start=2) if len(row) != len(header)]
+    if ragged:
+        where = ", ".join(f"line {n} has {k}" for n, k in ragged[:_MAX_EXAMPLES])
+        raise BatchError(
+            f"batch file {path}: {len(ragged)} row(s) do not have the header's {len(header)} fields ({where})"
+        )
+    cells = [[None if value == "" else value for value in row] for row in body]
+    raw = pd.DataFrame(cells, columns=header, dtype=object)
+    if sorted(raw.columns) == sorted(RAW_COLUMNS):
+        raw = raw.loc[:, list(RAW_COLUMNS)]
     for col in (c for c in NUMERIC if c in raw.columns):
         values = raw[col]
         present = values.dropna()
-        if present.str.fullmatch(r"-?\d+").all():
-            raw[col] = values.astype("int64" if len(present) == len(values) else "Int64")
+        if present.str.fullmatch(_INT64_TEXT).all():
+            ints = [None if v is None else int(v) for v in values]
+            raw[col] = pd.array(ints, dtype="int64" if len(present) == len(values) else "Int64")
     return raw
 
 
@@ -377,7 +416,9 @@ def append_batch(
             with _append_lock(settings).acquire(timeout=lock_timeout):
                 parent_id = current_snapshot_id(spark, settings)
                 rows_before = get_snapshot(spark, settings, parent_id).total_records
+                faults.reached(settings, "append.before_commit")
                 snapshot_id = append(spark, settings, frame)
+                faults.reached(settings, "append.after_commit")
                 rows_after = get_snapshot(spark, settings, snapshot_id).total_records
                 csv_path = settings.batches_dir / f"batch_{snapshot_id}_{label}.csv"
                 os.replace(tmp, csv_path)

@@ -13,22 +13,19 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from lib import faults
 from lib.batches import BatchError, validate_training_data
-from lib.config import Settings
+from lib.cliargs import is_verbose
+from lib.config import DEFAULT_SEED, Settings
 from lib.features import FeatureSet
 from lib.lake import LakeError, spark_session
-from lib.training import (
-    DEFAULT_GRID,
-    METRIC_NAMES,
-    TrainingError,
-    TrainResult,
-    format_leaderboard,
-    load_grid,
-    load_training_data,
-    train_grid,
-)
-
-METRICS: list[str] = [f"{part}_{m}" for part in ("test", "train") for m in METRIC_NAMES] + ["val_roc_auc"]
+from lib.logs import setup_logging
+from lib.metrics import DEFAULT_METRIC, RUN_METRIC_KEYS
+from lib.training.data import load_training_data
+from lib.training.errors import TrainingError
+from lib.training.grid import DEFAULT_GRID, first_runs, load_grid
+from lib.training.results import TrainResult, format_leaderboard
+from lib.training.train import train_grid
 
 
 @dataclass(frozen=True)
@@ -53,10 +50,12 @@ def add_training_args(parser: argparse.ArgumentParser, default_experiment: str) 
         f"{default_experiment}-duration, so the leaky benchmark never becomes the deployed best run)",
     )
     parser.set_defaults(default_experiment=default_experiment)
-    parser.add_argument("--grid", help="grid as a JSON list of param objects, or a JSON file (default: 12-run grid)")
-    parser.add_argument("--max-runs", type=int, help="train only the first N grid entries")
     parser.add_argument(
-        "--metric", default="test_roc_auc", choices=METRICS, help="selection metric (default: %(default)s)"
+        "--grid", help=f"grid as a JSON list of param objects, or a JSON file (default: {len(DEFAULT_GRID)}-run grid)"
+    )
+    parser.add_argument("--max-runs", type=int, metavar="N", help="train only the first N grid entries")
+    parser.add_argument(
+        "--metric", default=DEFAULT_METRIC, choices=RUN_METRIC_KEYS, help="selection metric (default: %(default)s)"
     )
     parser.add_argument(
         "--include-duration", action="store_true", help="use the leaky `duration` column (benchmark only)"
@@ -65,7 +64,7 @@ def add_training_args(parser: argparse.ArgumentParser, default_experiment: str) 
         "--snapshot", "--snapshot-id", dest="snapshot_id", type=int, metavar="ID",
         help="train on exactly this Iceberg snapshot, not the current one (python -m lib.lake snapshots)",
     )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=42, help="split and booster seed (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="split and booster seed (default: %(default)s)")
     parser.add_argument("--workers", type=int, help="boosters trained at once (default: one per core)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -76,11 +75,7 @@ def training_options(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error("--max-runs must be at least 1")
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
-    grid = load_grid(args.grid) if args.grid else DEFAULT_GRID
-    if args.max_runs:
-        grid = grid[: args.max_runs]
-    if not grid:
-        raise TrainingError("the grid is empty")
+    grid = first_runs(load_grid(args.grid) if args.grid else DEFAULT_GRID, args.max_runs)
     return TrainingOptions(
         experiment=args.experiment or args.default_experiment + ("-duration" if args.include_duration else ""),
         grid=grid,
@@ -130,20 +125,19 @@ def training_summary(result: TrainResult, options: TrainingOptions, settings: Se
     )
 
 
-def training_main(
-    parser: argparse.ArgumentParser, argv: list[str] | None, settings: Settings, default_experiment: str, next_step: str
-) -> int:
-    """The whole of a training script after its own options: parse, train, summarise. A `--data`
-    option the script added picks full or incremental data; every failure is one `error:` line."""
-    add_training_args(parser, default_experiment=default_experiment)
+def training_main(parser: argparse.ArgumentParser, argv: list[str] | None, settings: Settings, next_step: str) -> int:
+    """The whole of a training script after its parser (built with `add_training_args`): parse, train,
+    summarise. A `--data` option the script added picks full or incremental data; every failure is
+    one `error:` line."""
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    setup_logging(is_verbose(args), level=logging.WARNING)
     try:
         options = training_options(parser, args)
         result = train_from_table(settings, options, mode=getattr(args, "data", "full"))
     except (LakeError, TrainingError, BatchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    faults.reached(settings, "training.runs_logged")
     print(training_summary(result, options, settings))
     print(f"next       : {next_step}")
     return 0

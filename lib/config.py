@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lib.faults import FAULT_POINTS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The one default seed: split, booster, batches and simulation all start from it unless told otherwise.
 DEFAULT_SEED = 42
@@ -91,6 +93,8 @@ class Settings:
     jdbc_driver_jar: Path = DEBIAN_PG_JDBC_JAR
     # The local service stack (`python -m lib.stack`); its environment file is `<stack_dir>.env`
     stack_dir: Path = PROJECT_ROOT / "run" / "stack"
+    # Test-only: the lib.faults crash point at which the process SIGKILLs itself (None = never)
+    fault_point: str | None = None
 
     @property
     def namespace(self) -> str:
@@ -187,6 +191,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if artifact_location is None and mlflow_uri.startswith("sqlite:"):
         artifact_location = (root / "mlartifacts").as_uri()
     run_dir = _path(env, "SERVE_RUN_DIR", root / "run")
+    fault_point = env.get("FAULT_POINT") or None
+    if fault_point is not None and fault_point not in FAULT_POINTS:
+        raise ConfigError(f"FAULT_POINT={fault_point!r} is not one of {', '.join(FAULT_POINTS)} (test-only setting)")
     return Settings(
         root=root,
         user=user,
@@ -225,6 +232,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         catalog_password=env.get("ICEBERG_CATALOG_PASSWORD") or None,
         jdbc_driver_jar=_path(env, "ICEBERG_JDBC_DRIVER_JAR", DEBIAN_PG_JDBC_JAR),
         stack_dir=_path(env, "STACK_DIR", root / "run" / "stack"),
+        fault_point=fault_point,
     )
 
 

@@ -7,12 +7,12 @@ is the same command a user would type; the demo stops at the first step that fai
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 
+from lib.cliargs import EX_ALERT, EX_OK, ArgumentParser
 from lib.config import PROJECT_ROOT, Settings, cli_settings
 
 
@@ -64,7 +64,7 @@ def demo_steps(settings: Settings, drift: str, requests: int) -> list[Step]:
         Step(
             "monitoring check",
             [py, "-m", "lib.monitoring", "check"],
-            ok_codes=(0, 2),
+            ok_codes=(EX_OK, EX_ALERT),  # not 64: a usage error is a failed step
             note="exit 2 = an alert fired, which the drift scenario is meant to show",
         ),
     ]
@@ -112,11 +112,16 @@ def state_summary(settings: Settings) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.demo", description=__doc__.split("\n")[0])
+def build_parser() -> ArgumentParser:
+    """`--drift` and `--requests`; usage errors exit 64."""
+    parser = ArgumentParser(prog="python -m lib.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--drift", default="balance", help="drift scenario for the second traffic run")
     parser.add_argument("--requests", type=int, default=1000, help="requests per traffic run")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     settings = cli_settings()
     report = run_demo(settings, demo_steps(settings, args.drift, args.requests))
     print("\n=== time per step")

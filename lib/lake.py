@@ -4,12 +4,13 @@ The embedded default is a Hadoop (filesystem) catalog under `<root>/lakehouse/wa
 `local[*]` Spark; `SPARK_MASTER`, `ICEBERG_CATALOG_TYPE`, `ICEBERG_CATALOG_URI`, `ICEBERG_WAREHOUSE`
 and `SPARK_CONF_*` point the same code at a cluster and a shared catalog.
 
-CLI: `python -m lib.lake snapshots | rollback --to ID`.
+CLI: `python -m lib.lake snapshots | rollback --to ID`. `snapshots` reads the Iceberg metadata with
+pyiceberg (no JVM, well under 2 s) for the catalogs pyiceberg reads here (hadoop, rest); for hive and
+jdbc it uses Spark. Only `rollback`, which writes, always starts Spark.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -17,11 +18,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import ConfigError, Settings, cli_settings, load_settings, sqlalchemy_catalog_url
+from lib.logs import setup_logging, spark_java_options, verbose
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,8 +147,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.driver.memory": "2g",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.driver.extraJavaOptions": "-Dlog4j2.level=ERROR",
     }
+    java_options = spark_java_options()
+    if java_options:
+        conf["spark.driver.extraJavaOptions"] = java_options
     conf.update(_catalog_conf(settings))
     jar = iceberg_jar(settings)
     jars = ([str(jar)] if jar is not None else []) + _jdbc_driver_jars(settings)
@@ -169,7 +174,8 @@ def get_spark(settings: Settings | None = None, app_name: str = "bank-marketing"
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    if not verbose():
+        spark.sparkContext.setLogLevel("ERROR")
     return spark
 
 
@@ -266,6 +272,7 @@ def read_table(spark: SparkSession, settings: Settings, snapshot_id: int | None 
 def read_added(spark: SparkSession, settings: Settings, start_id: int, end_id: int) -> DataFrame:
     """Rows appended after snapshot `start_id` up to and including `end_id`."""
     require_table(spark, settings)
+    _refresh(spark, settings)  # `end_id` may come from another process's commit
     return (
         spark.read.format("iceberg")
         .option("start-snapshot-id", str(start_id))
@@ -331,6 +338,42 @@ def open_table(settings: Settings):  # noqa: ANN201 - pyiceberg Table
     return _pyiceberg_catalog(settings).load_table(f"{settings.namespace}.{settings.table_name}")
 
 
+# Catalog types whose snapshots `read_snapshots` lists with pyiceberg alone. hive needs pyiceberg's
+# thrift extra (not installed) and jdbc's JDBC URI is not a SQLAlchemy URL: those use Spark.
+PYICEBERG_CATALOGS = ("hadoop", "rest")
+
+
+def read_snapshots(settings: Settings) -> list[Snapshot]:
+    """Snapshots oldest first, current one marked, from the table metadata via pyiceberg: no JVM.
+
+    Same content as `list_snapshots` (Spark's `.snapshots` table) for the catalogs in
+    PYICEBERG_CATALOGS; raises LakeError for the others, which callers answer with Spark.
+    """
+    if settings.catalog_type not in PYICEBERG_CATALOGS:
+        raise LakeError(
+            f"ICEBERG_CATALOG_TYPE={settings.catalog_type} is not read without Spark "
+            f"(only {', '.join(PYICEBERG_CATALOGS)})"
+        )
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        metadata = open_table(settings).metadata
+    except (OSError, NoSuchTableError) as exc:
+        raise LakeError(f"table {settings.table_ident} cannot be read ({exc}): run 01_write_to_dl.py first") from exc
+    snapshots = sorted(metadata.snapshots, key=lambda s: (s.timestamp_ms, s.sequence_number or 0))
+    return [
+        Snapshot(
+            snapshot_id=s.snapshot_id,
+            parent_id=s.parent_snapshot_id,
+            committed_at=datetime.fromtimestamp(s.timestamp_ms / 1000, tz=timezone.utc).replace(tzinfo=None),
+            operation=s.summary.operation.value if s.summary is not None else "",
+            summary=dict(s.summary.additional_properties) if s.summary is not None else {},
+            is_current=s.snapshot_id == metadata.current_snapshot_id,
+        )
+        for s in snapshots
+    ]
+
+
 def read_pandas(settings: Settings, snapshot_id: int | None = None) -> pd.DataFrame:
     """The table as pandas at its current snapshot or at `snapshot_id`, read without Spark."""
     table = open_table(settings)
@@ -362,16 +405,30 @@ def format_snapshots(snapshots: list[Snapshot]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.lake", description=__doc__.split("\n")[0])
+def build_parser() -> ArgumentParser:
+    """`snapshots` and `rollback --to ID`; usage errors exit 64."""
+    parser = ArgumentParser(prog="python -m lib.lake", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("snapshots", help="list the table's snapshots (current one marked)")
-    rb = sub.add_parser("rollback", help="point the table back at an earlier snapshot")
+    sub.add_parser(
+        "snapshots",
+        help="list the table's snapshots (current one marked); no JVM for the hadoop and rest "
+        "catalogs (pyiceberg), Spark for hive and jdbc",
+    )
+    rb = sub.add_parser("rollback", help="point the table back at an earlier snapshot (starts Spark)")
     rb.add_argument("--to", type=int, required=True, metavar="SNAPSHOT_ID")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(is_verbose(args))
     settings = cli_settings()
     try:
+        if args.command == "snapshots" and settings.catalog_type in PYICEBERG_CATALOGS:
+            snapshots = read_snapshots(settings)
+            print(f"table {settings.table_ident}")
+            print(format_snapshots(snapshots))
+            return 0
         with spark_session(settings) as spark:
             if args.command == "snapshots":
                 print(f"table {settings.table_ident}")

@@ -12,7 +12,6 @@ process inserts them in batches (every ~100 ms or N rows), flushing on shutdown.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import logging
@@ -38,6 +37,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -51,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from lib.cliargs import ArgumentParser
 from lib.config import PROJECT_ROOT
 from lib.features import NUMERIC, RAW_COLUMNS, TARGET, TARGET_VALUES
 
@@ -238,11 +239,13 @@ class MetricsStore:
         start: datetime | str | None = None,
         end: datetime | str | None = None,
         model_version: str | int | None = None,
+        model_name: str | None = None,
     ) -> pd.DataFrame:
         """The log joined with ground truth, oldest event first; `start <= event_ts < end`.
 
-        Times come back as tz-aware UTC; `label` is a nullable Int64 (NA until feedback arrives);
-        every raw feature is its own column, expanded from the stored JSON.
+        Every filter runs in SQL (the database may hold several users' models and months of
+        traffic). Times come back as tz-aware UTC; `label` is a nullable Int64 (NA until feedback
+        arrives); every raw feature is its own column, expanded from the stored JSON.
         """
         p, g = predictions, ground_truth
         query = (
@@ -262,27 +265,83 @@ class MetricsStore:
             .select_from(p.outerjoin(g, p.c.uuid == g.c.uuid))
             .order_by(p.c.event_ts, p.c.ts)
         )
-        if start is not None:
-            query = query.where(p.c.event_ts >= to_utc_naive(start))
-        if end is not None:
-            query = query.where(p.c.event_ts < to_utc_naive(end))
-        if model_version is not None:
-            query = query.where(p.c.model_version == str(model_version))
+        query = _where_log(query, start, end, model_version, model_name)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        base = pd.DataFrame(rows, columns=[*LOG_COLUMNS, "features"])
-        feats = pd.DataFrame([json.loads(f) for f in base.pop("features")], index=base.index)
-        out = base.astype({"model_name": "object", "model_version": "object"})
-        for col in ("ts", "event_ts", "label_ts"):
-            out[col] = pd.to_datetime(out[col], utc=True)
-        out["probability"] = out["probability"].astype("float64")
-        out["prediction"] = out["prediction"].astype("int64")
-        out["latency_ms"] = out["latency_ms"].astype("float64")
-        out["label"] = pd.array(out["label"], dtype="Int64")
-        for col in FEATURE_COLUMNS:
-            values = feats[col] if col in feats else pd.Series(pd.NA, index=out.index, dtype="object")
-            out[col] = pd.array(values, dtype="Int64") if col in NUMERIC else values.astype("object")
-        return out
+        return _log_frame(rows)
+
+    def log_span(
+        self,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        model_version: str | int | None = None,
+        model_name: str | None = None,
+    ) -> LogSpan:
+        """How many predictions (and labels) match the filters, and their event-time range: one
+        aggregate query, no rows transferred."""
+        p, g = predictions, ground_truth
+        query = select(
+            func.count(p.c.uuid), func.count(g.c.uuid), func.min(p.c.event_ts), func.max(p.c.event_ts)
+        ).select_from(p.outerjoin(g, p.c.uuid == g.c.uuid))
+        query = _where_log(query, start, end, model_version, model_name)
+        with self.engine.connect() as conn:
+            rows, labelled, first, last = conn.execute(query).one()
+        return LogSpan(int(rows or 0), int(labelled or 0), _as_utc(first), _as_utc(last))
+
+
+class LogSpan(NamedTuple):
+    """Size and event-time range (aware UTC; None when empty) of a slice of the prediction log."""
+
+    rows: int
+    labelled: int
+    first_event: datetime | None
+    last_event: datetime | None
+
+
+def _as_utc(value: datetime | str | None) -> datetime | None:
+    """A stored naive-UTC time (SQLite may hand back an aggregate as text) as an aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc)
+
+
+def _where_log(
+    query: Select,
+    start: datetime | str | None,
+    end: datetime | str | None,
+    model_version: str | int | None,
+    model_name: str | None,
+) -> Select:
+    """The prediction-log filters, shared by every reader so they cannot disagree."""
+    p = predictions
+    if start is not None:
+        query = query.where(p.c.event_ts >= to_utc_naive(start))
+    if end is not None:
+        query = query.where(p.c.event_ts < to_utc_naive(end))
+    if model_version is not None:
+        query = query.where(p.c.model_version == str(model_version))
+    if model_name is not None:
+        query = query.where(p.c.model_name == model_name)
+    return query
+
+
+def _log_frame(rows: Sequence[Any]) -> pd.DataFrame:
+    """Result rows of `read_predictions` as a typed DataFrame, one column per raw feature."""
+    base = pd.DataFrame(rows, columns=[*LOG_COLUMNS, "features"])
+    feats = pd.DataFrame([json.loads(f) for f in base.pop("features")], index=base.index)
+    out = base.astype({"model_name": "object", "model_version": "object"})
+    for col in ("ts", "event_ts", "label_ts"):
+        out[col] = pd.to_datetime(out[col], utc=True)
+    out["probability"] = out["probability"].astype("float64")
+    out["prediction"] = out["prediction"].astype("int64")
+    out["latency_ms"] = out["latency_ms"].astype("float64")
+    out["label"] = pd.array(out["label"], dtype="Int64")
+    for col in FEATURE_COLUMNS:
+        values = feats[col] if col in feats else pd.Series(pd.NA, index=out.index, dtype="object")
+        out[col] = pd.array(values, dtype="Int64") if col in NUMERIC else values.astype("object")
+    return out
 
 
 def serve_writer(url: str, rows_fd: int, acks_fd: int, max_pending: int) -> None:
@@ -481,14 +540,22 @@ class PredictionWriter:
                     break
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the writer process (started by PredictionWriter, not by hand)."""
-    parser = argparse.ArgumentParser(prog="python -m lib.metrics_store", description=main.__doc__)
+def build_parser() -> ArgumentParser:
+    """--url URL --rows-fd FD --acks-fd FD [--max-pending N]; usage errors exit 64."""
+    parser = ArgumentParser(
+        prog="python -m lib.metrics_store",
+        description="Prediction-log writer process (started by PredictionWriter, not by hand).",
+    )
     parser.add_argument("--url", required=True)
     parser.add_argument("--rows-fd", type=int, required=True)
     parser.add_argument("--acks-fd", type=int, required=True)
     parser.add_argument("--max-pending", type=int, default=200_000)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the writer process (started by PredictionWriter, not by hand)."""
+    args = build_parser().parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on a foreground server: the server stops us
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s prediction-writer: %(message)s")
     serve_writer(args.url, args.rows_fd, args.acks_fd, args.max_pending)

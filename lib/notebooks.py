@@ -5,7 +5,6 @@ CLI: `python -m lib.notebooks NOTEBOOK [--out EXECUTED.ipynb]`.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from lib.cliargs import ArgumentParser
 from lib.config import PROJECT_ROOT
 
 
@@ -42,12 +42,17 @@ def execute_notebook(path: Path, out: Path | None = None, timeout: int = 600) ->
     return nb
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.notebooks", description=__doc__.split("\n")[0])
+def build_parser() -> ArgumentParser:
+    """NOTEBOOK [--out PATH] [--timeout S]; usage errors exit 64."""
+    parser = ArgumentParser(prog="python -m lib.notebooks", description=__doc__.split("\n")[0])
     parser.add_argument("notebook", type=Path)
     parser.add_argument("--out", type=Path, help="where to save the executed copy")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (default: %(default)s)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         execute_notebook(args.notebook, args.out, args.timeout)
     except NotebookError as exc:

@@ -25,20 +25,22 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from lib.config import Settings
+from lib import faults
+from lib.config import DEFAULT_SEED, Settings
 from lib.features import TARGET, labels_to_int
+from lib.metrics import DEFAULT_METRIC, classification_metrics, higher_is_better
 from lib.tracking import configure_mlflow
-from lib.training import TrainingError, higher_is_better
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from lib.training.data import DataSlice
 
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 PREVIOUS = "previous"
 CHALLENGER = "challenger"
-DEFAULT_METRIC = "test_roc_auc"
 MODEL_ARTIFACT = "model"
 MODEL_DESCRIPTION = (
     "Bank marketing campaign: probability that a contacted client subscribes a term deposit "
@@ -161,7 +163,7 @@ def _client(settings: Settings) -> MlflowClient:
 
 
 def _eval_key(selection_metric: str) -> str:
-    """Run metrics are logged as `test_<name>`; `lib.training.evaluate` returns `<name>`."""
+    """Run metrics are logged as `test_<name>`; `lib.metrics.classification_metrics` returns `<name>`."""
     return selection_metric.removeprefix("test_")
 
 
@@ -263,7 +265,8 @@ def best_run_id(
     hint: str = "run 03_train.py first",
 ) -> str:  # fmt: skip
     """The best finished run of the experiment's newest grid; `hint` names the script that creates its runs."""
-    from lib.training import best_run
+    from lib.training.errors import TrainingError
+    from lib.training.results import best_run
 
     try:
         return best_run(settings, experiment_name, selection_metric=selection_metric, latest_grid=True).run_id
@@ -310,7 +313,9 @@ def promote(settings: Settings, version: str | int, *, forced: bool = False) -> 
         return Promotion(before, before)
     if before is not None:
         client.set_registered_model_alias(name, PREVIOUS, before.version)
+    faults.reached(settings, "promote.previous_set")
     client.set_registered_model_alias(name, CHAMPION, target)
+    faults.reached(settings, "promote.champion_set")
     challenger = get_alias(settings, CHALLENGER)
     if challenger is not None and challenger.version == target:
         _delete_alias(client, name, CHALLENGER)
@@ -329,6 +334,7 @@ def undo_promotion(settings: Settings, promotion: Promotion, previous: VersionIn
     client = _client(settings)
     name = settings.model_name
     client.set_registered_model_alias(name, CHAMPION, promotion.before.version)
+    faults.reached(settings, "redeploy.undo")
     if previous is None:
         _delete_alias(client, name, PREVIOUS)
     else:
@@ -367,9 +373,9 @@ def rollback(settings: Settings) -> Promotion:
 MIN_HOLDOUT_ROWS = 100
 
 
-def _training_rows(spark: SparkSession, settings: Settings, info: VersionInfo) -> pd.DataFrame:
-    """The exact rows a version was fitted on, rebuilt from its run's snapshot, data mode and seed."""
-    from lib.training import load_training_data, split
+def _version_data(spark: SparkSession, settings: Settings, info: VersionInfo) -> tuple[DataSlice, int]:
+    """The data slice and seed a version's run was split with: its snapshot, data mode and seed."""
+    from lib.training.data import load_training_data
 
     run = _client(settings).get_run(info.run_id)
     snapshot = run.data.tags.get("iceberg_snapshot_id")
@@ -377,24 +383,37 @@ def _training_rows(spark: SparkSession, settings: Settings, info: VersionInfo) -
         raise RegistryError(f"version {info.version} (run {info.run_id}) has no iceberg_snapshot_id tag")
     mode = "incremental" if run.data.tags.get("data_mode") == "incremental" else "full"
     data = load_training_data(spark, settings, mode=mode, snapshot_id=int(snapshot))
-    train, _ = split(data.df, seed=int(run.data.params.get("seed", 42)))
-    return train
+    return data, int(run.data.params.get("seed", DEFAULT_SEED))
+
+
+def _training_rows(spark: SparkSession, settings: Settings, info: VersionInfo) -> pd.DataFrame:
+    """The exact rows a version was fitted on, rebuilt from its run's snapshot, data mode and seed."""
+    from lib.training.data import split
+
+    data, seed = _version_data(spark, settings, info)
+    return split(data.df, seed=seed)[0]
+
+
+def _unseen(frame: pd.DataFrame, seen: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of `frame` that appear in none of `seen` (an identical row counts as seen)."""
+    if not seen:
+        return frame
+    columns = list(frame.columns)
+    trained = pd.concat([other[columns] for other in seen]).drop_duplicates()
+    marked = frame.merge(trained, on=columns, how="left", indicator=True)
+    return marked.loc[marked["_merge"] == "left_only", columns].reset_index(drop=True)
 
 
 def holdout_rows(spark: SparkSession, settings: Settings, versions: Sequence[VersionInfo] = ()) -> HoldOut:
     """The test split of the table's current snapshot, minus every row any of `versions` was
     fitted on. After a batch the split moves, so without this the champion would be scored on rows
     it trained on (and a bootstrapped batch repeats rows); the gate must compare unseen rows."""
-    from lib.training import load_training_data, split
+    from lib.training.data import load_training_data, split
 
     data = load_training_data(spark, settings, mode="full")
-    _, test = split(data.df, seed=42)
-    seen = [_training_rows(spark, settings, info) for info in versions]
-    if seen:
-        columns = list(test.columns)
-        trained = pd.concat([frame[columns] for frame in seen]).drop_duplicates()
-        marked = test.merge(trained, on=columns, how="left", indicator=True)
-        test = marked.loc[marked["_merge"] == "left_only", columns].reset_index(drop=True)
+    _, test = split(data.df, seed=DEFAULT_SEED)
+    if versions:
+        test = _unseen(test, [_training_rows(spark, settings, info) for info in versions])
         labels = set(labels_to_int(test[TARGET]))
         if len(test) < MIN_HOLDOUT_ROWS or labels != {0, 1}:
             names = ", ".join(f"v{info.version}" for info in versions)
@@ -403,6 +422,20 @@ def holdout_rows(spark: SparkSession, settings: Settings, versions: Sequence[Ver
                 f"(need {MIN_HOLDOUT_ROWS} with both classes): append a batch (05_newbatch.py) and retrain"
             )
     return HoldOut(frame=test, snapshot_id=data.snapshot_id, table=data.table)
+
+
+def version_holdout(spark: SparkSession, settings: Settings, info: VersionInfo) -> HoldOut:
+    """The test split `info` was scored on in MLflow, rebuilt from its run's snapshot, data mode and
+    seed, minus any row it was also fitted on (a bootstrapped batch can put a row on both sides).
+
+    These are the rows to send the served model (08 --source table): whatever seed or snapshot it
+    was trained with, it never saw them.
+    """
+    from lib.training.data import split
+
+    data, seed = _version_data(spark, settings, info)
+    train, test = split(data.df, seed=seed)
+    return HoldOut(frame=_unseen(test, [train]), snapshot_id=data.snapshot_id, table=data.table)
 
 
 def score_version(settings: Settings, version: str, frame: pd.DataFrame) -> Any:
@@ -421,15 +454,13 @@ def evaluate_gate(
     tolerance: float = 0.01,
 ) -> GateResult:
     """Score both versions on the same held-out rows and record the outcome on the challenger."""
-    from lib.training import evaluate
-
     if holdout.frame.empty:
         raise RegistryError(f"no held-out rows in snapshot {holdout.snapshot_id} of {holdout.table}")
     key = _eval_key(selection_metric)
     y = labels_to_int(holdout.frame[TARGET])
     values = {}
     for info in (challenger, champion):
-        metrics = evaluate(y, score_version(settings, info.version, holdout.frame))
+        metrics = classification_metrics(y, score_version(settings, info.version, holdout.frame))
         if key not in metrics:
             raise RegistryError(f"selection metric {selection_metric!r} is not one of {', '.join(metrics)}")
         values[info.version] = float(metrics[key])

@@ -29,14 +29,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from lib.config import Settings
-from lib.features import RAW_COLUMNS, TARGET, labels_to_int, pandas_dtypes
+from lib.config import DEFAULT_SEED, Settings
+from lib.features import RAW_COLUMNS, TARGET, labels_to_int
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("batch", "table")
 FEEDBACK_BATCH = 200  # labels per POST /feedback
-TRAINING_SPLIT_SEED = 42  # 03_train.py's default --seed: the same held-out rows as the gate
 MAX_ERROR_KINDS = 5
 
 
@@ -56,7 +55,7 @@ class SimulationConfig:
     flip_end: float = 0.3
     days: float = 7.0
     label_delay_hours: float = 24.0
-    seed: int = 42
+    seed: int = DEFAULT_SEED
     timeout_s: float = 30.0
 
     def validate(self) -> None:
@@ -134,19 +133,25 @@ def request_bodies(records: pd.DataFrame, times: Sequence[datetime]) -> list[dic
 # --- sources -------------------------------------------------------------------------------------
 
 
-def holdout_slice(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the table the training split holds out (03_train.py's split and default seed)."""
-    from lib.training import split
+def champion_holdout(settings: Settings) -> tuple[pd.DataFrame, str]:
+    """The champion's own held-out test rows (its run's snapshot, data mode and seed), so a model
+    trained with any `--seed` is never sent a row it was fitted on."""
+    from lib.lake import spark_session
+    from lib.registry import require_champion, version_holdout
 
-    _, test = split(table.astype(pandas_dtypes()), seed=TRAINING_SPLIT_SEED)
-    return test
+    champion = require_champion(settings)
+    with spark_session(settings) as spark:
+        rows = version_holdout(spark, settings, champion)
+    where = f"snapshot {rows.snapshot_id} of {rows.table}"
+    return rows.frame, f"held-out test split of champion v{champion.version} ({where})"
 
 
 def load_source(settings: Settings, config: SimulationConfig) -> tuple[pd.DataFrame, str]:
     """The records to send and a description of where they came from."""
     from lib.batches import BatchError, check_batch_in_table, generate_batch, latest_batch_path, read_batch_csv
     from lib.lake import LakeError, read_pandas
-    from lib.training import TrainingError
+    from lib.registry import RegistryError
+    from lib.training.errors import TrainingError
 
     try:
         if config.drift is not None:
@@ -157,8 +162,8 @@ def load_source(settings: Settings, config: SimulationConfig) -> tuple[pd.DataFr
             path = latest_batch_path(settings)
             check_batch_in_table(settings)
             return read_batch_csv(path), f"latest batch {path}"
-        return holdout_slice(read_pandas(settings)), f"held-out test split of {settings.table_ident}"
-    except (BatchError, LakeError, TrainingError) as exc:
+        return champion_holdout(settings)
+    except (BatchError, LakeError, RegistryError, TrainingError) as exc:
         raise SimulationError(str(exc)) from exc
 
 
@@ -166,11 +171,7 @@ def latest_logged_event(settings: Settings) -> datetime | None:
     """The newest event time of this project's model in the log, or None when nothing is logged yet."""
     from lib.metrics_store import MetricsStore
 
-    df = MetricsStore(settings.metrics_db_url).read_predictions()
-    df = df[df["model_name"] == settings.model_name]
-    if df.empty:
-        return None
-    return pd.to_datetime(df["event_ts"], utc=True).max().to_pydatetime()
+    return MetricsStore(settings.metrics_db_url).log_span(model_name=settings.model_name).last_event
 
 
 # --- HTTP ----------------------------------------------------------------------------------------
@@ -331,7 +332,7 @@ class SimulationResult:
 
     def daily_accuracy(self) -> pd.DataFrame:
         """Accuracy of the reported labels per simulated day and model version."""
-        from lib.monitoring import performance_by_window
+        from lib.monitoring.performance import performance_by_window
 
         perf = performance_by_window(self.as_log(), freq="1D")
         flips = pd.DataFrame(

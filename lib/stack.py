@@ -39,9 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lib.cliargs import EX_FAILURE, EX_OK, ArgumentParser
+from lib.cliargs import EX_FAILURE, EX_OK, ArgumentParser, is_verbose
 from lib.config import child_env, cli_settings
 from lib.fileio import atomic_write_json, atomic_write_text, tail_lines
+from lib.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -622,7 +623,7 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging(is_verbose(args))
     settings = cli_settings()
     paths = StackPaths(args.dir.resolve())
     try:

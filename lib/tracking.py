@@ -7,6 +7,9 @@ so runs and the Model Registry work with no server; MLFLOW_TRACKING_URI points a
 from __future__ import annotations
 
 import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -35,3 +38,30 @@ def ensure_experiment(settings: Settings, name: str) -> str:
     if experiment is not None:
         return experiment.experiment_id
     return client.create_experiment(name, artifact_location=settings.mlflow_artifact_location)
+
+
+@contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """Keep many-run output readable (training grids, monitoring's registry reads).
+
+    No INFO log lines (MLflow's per-model messages and the ~45 alembic lines when the SQLite
+    store is first created, whose logging config MLflow installs itself), no per-model artifact
+    progress bars, and no hint that integer columns cannot hold missing values (integer inputs
+    are the schema on purpose: serving rejects missing values). Warnings such as a failed
+    serving-input validation still show. Everything is restored on exit.
+    """
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR as progress_bar
+
+    disabled, previous = logging.root.manager.disable, progress_bar.get_raw()
+    logging.disable(logging.INFO)
+    progress_bar.set("false")
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
+            yield
+    finally:
+        logging.disable(disabled)
+        if previous is None:
+            progress_bar.unset()
+        else:
+            progress_bar.set(previous)

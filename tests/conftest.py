@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lib.config import PROJECT_ROOT, Settings, load_settings
+from lib.config import DEFAULT_SEED, PROJECT_ROOT, Settings, load_settings
 from lib.features import pandas_dtypes
 
 VENDOR_ZIP = PROJECT_ROOT / "data" / "vendor" / "bank.zip"
@@ -75,18 +75,22 @@ def sample_table(spark, table_settings: Settings, bank_sample: pd.DataFrame) -> 
 TINY_GRID = [{"max_depth": 3, "learning_rate": 0.3, "num_boost_round": 15, "early_stopping_rounds": 5}]
 
 
-def register_tiny_models(settings: Settings, df: pd.DataFrame, n: int = 1) -> list[str]:
+def register_tiny_models(
+    settings: Settings, df: pd.DataFrame, n: int = 1, snapshot_id: int = 0, seed: int = DEFAULT_SEED
+) -> list[str]:
     """Train `n` tiny real models on `df` (no Spark), register each; returns their versions.
 
     Each run logs the model and its training profile like 03_train.py; the last version becomes
-    the champion, so `lib.serving` can serve it and monitoring can find its profile.
+    the champion, so `lib.serving` can serve it and monitoring can find its profile. The runs'
+    lineage names `snapshot_id` and `seed`.
     """
     from lib import registry
     from lib.training import DataSlice, train_grid
 
-    data = DataSlice(df, settings.table_ident, snapshot_id=0, parent_id=None, committed_at=None, mode="full")
+    data = DataSlice(df, settings.table_ident, snapshot_id=snapshot_id, parent_id=None, committed_at=None,
+                     mode="full")  # fmt: skip
     grid = [{**TINY_GRID[0], "max_depth": 2 + i} for i in range(n)]
-    result = train_grid(data, settings, settings.experiment_name, grid=grid, progress=False, workers=1)
+    result = train_grid(data, settings, settings.experiment_name, grid=grid, progress=False, workers=1, seed=seed)
     versions = [registry.register_run(settings, run.run_id)[0].version for run in result.runs]
     registry.promote(settings, versions[-1])
     return versions
@@ -96,6 +100,16 @@ def register_tiny_models(settings: Settings, df: pd.DataFrame, n: int = 1) -> li
 def registered_model(table_settings: Settings, bank_sample: pd.DataFrame) -> tuple[Settings, list[str]]:
     """Private settings with two tiny registered versions of the model (v2 is champion)."""
     return table_settings, register_tiny_models(table_settings, bank_sample, n=2)
+
+
+@pytest.fixture
+def registered_on_table(spark, sample_table: Settings, bank_sample: pd.DataFrame) -> tuple[Settings, list[str]]:
+    """Like `registered_model`, but the runs' lineage is `sample_table`'s real snapshot and a seed
+    (7) other than the default, so code that rebuilds a version's split from its run is exercised."""
+    from lib.lake import current_snapshot_id
+
+    snapshot = current_snapshot_id(spark, sample_table)
+    return sample_table, register_tiny_models(sample_table, bank_sample, n=2, snapshot_id=snapshot, seed=7)
 
 
 @pytest.fixture(scope="session")

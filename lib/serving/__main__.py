@@ -8,10 +8,11 @@ serves the champion; `start --foreground` runs it in this terminal. `status` sho
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
+from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import ConfigError, load_settings
+from lib.logs import setup_logging
 from lib.registry import RegistryError, require_champion
 from lib.serving import service
 from lib.serving.client import EndpointError, ServingClient, endpoint, log_path
@@ -46,8 +47,9 @@ def _logs(settings, lines: int) -> int:  # noqa: ANN001 - Settings
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ArgumentParser:
+    """`status`, `start`, `stop`, `logs`; usage errors exit 64."""
+    parser = ArgumentParser(
         prog="python -m lib.serving",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -67,8 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("stop", help="stop the server (flushes the prediction log)")
     logs = sub.add_parser("logs", help="print the end of the server log")
     logs.add_argument("-n", "--lines", type=int, default=50)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(is_verbose(args), fmt="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
         if args.command == "status":

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from filelock import FileLock, Timeout
 
-from lib import registry
+from lib import faults, registry
 from lib.config import Settings
 from lib.registry import GateRejected, GateResult, HoldOut, Promotion, RegistryError, VersionInfo
 from lib.serving import service
@@ -112,6 +112,7 @@ def redeploy(
             ep, action = serve_version(settings, champion.version)
             return DeployResult(Promotion(champion, champion), ep, action)
         registry.set_alias(settings, registry.CHALLENGER, challenger.version)
+        faults.reached(settings, "redeploy.challenger_set")
         gate = registry.evaluate_gate(
             settings, challenger, champion, holdout((challenger, champion)), metric, tolerance
         )
@@ -127,6 +128,7 @@ def redeploy(
                 f"{exc}; promotion undone: v{champion.version} is champion again, v{challenger.version} "
                 "stays @challenger"
             ) from exc
+        faults.reached(settings, "redeploy.server_reloaded")
     return DeployResult(promotion, ep, action, gate)
 
 

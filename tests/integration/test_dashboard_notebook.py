@@ -97,7 +97,7 @@ def test_dashboard_notebook_runs_headless_and_writes_png_and_html(
 
 
 def test_report_builds_from_the_stores(logged: Settings) -> None:
-    from lib.monitoring import build_report
+    from lib.monitoring.report import build_report
 
     report = build_report(logged, window_hours=24)
     assert report.model_version == "2"

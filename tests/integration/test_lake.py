@@ -91,3 +91,64 @@ def test_spark_conf_honours_overrides(settings, tmp_path):
     assert conf["spark.sql.shuffle.partitions"] == "8"
     assert conf["spark.driver.memory"] == "1g"
     assert conf["spark.jars"].endswith("iceberg-spark-runtime-3.5_2.12-1.9.2.jar")
+
+
+def _snapshot_facts(snapshots: list[lake.Snapshot]) -> list[tuple]:
+    return [
+        (s.snapshot_id, s.parent_id, s.operation, s.total_records, s.added_records, s.is_current) for s in snapshots
+    ]
+
+
+def test_read_snapshots_without_spark_matches_spark(spark, sample_table, bank_sample: pd.DataFrame):
+    first = lake.current_snapshot_id(spark, sample_table)
+    lake.append(spark, sample_table, spark.createDataFrame(bank_sample.head(10), schema=spark_ddl()))
+    assert _snapshot_facts(lake.read_snapshots(sample_table)) == _snapshot_facts(
+        lake.list_snapshots(spark, sample_table)
+    )
+    lake.rollback(spark, sample_table, first)  # the current snapshot is no longer the newest
+    jvm_free = lake.read_snapshots(sample_table)
+    assert _snapshot_facts(jvm_free) == _snapshot_facts(lake.list_snapshots(spark, sample_table))
+    assert [s.snapshot_id for s in jvm_free if s.is_current] == [first]
+    assert jvm_free[-1].total_records == len(bank_sample) + 10 and jvm_free[-1].operation == "append"
+
+
+def test_read_snapshots_refuses_catalogs_it_cannot_read_and_missing_tables(table_settings):
+    import dataclasses
+
+    with pytest.raises(lake.LakeError, match="ICEBERG_CATALOG_TYPE=jdbc is not read without Spark"):
+        lake.read_snapshots(dataclasses.replace(table_settings, catalog_type="jdbc"))
+    with pytest.raises(lake.LakeError, match="run 01_write_to_dl.py first"):
+        lake.read_snapshots(dataclasses.replace(table_settings, user="nobody_here"))
+
+
+@pytest.mark.slow
+def test_snapshots_cli_starts_no_jvm(spark, sample_table, bank_sample: pd.DataFrame, tmp_path):
+    """`python -m lib.lake snapshots` in a process where importing pyspark fails: it must not need it."""
+    import os
+    import subprocess
+    import sys
+
+    from lib.config import PROJECT_ROOT
+
+    lake.append(spark, sample_table, spark.createDataFrame(bank_sample.head(5), schema=spark_ddl()))
+    expected = lake.list_snapshots(spark, sample_table)
+    blocker = tmp_path / "no_spark" / "pyspark"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('pyspark is blocked: this command must not start a JVM')\n")
+    env = {
+        **os.environ, "PYTHONPATH": str(blocker.parent), "PROJECT_ROOT": str(sample_table.root),
+        "PROJECT_OWNER": sample_table.user, "JAVA_HOME": str(tmp_path / "no_java"),
+    }  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "lib.lake", "snapshots"], cwd=PROJECT_ROOT, env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"table {sample_table.table_ident}"
+    rows = [line.split() for line in lines[2:-1]]
+    current = [r for r in rows if r[0] == "*"]
+    assert len(rows) == len(expected) == 2 and len(current) == 1
+    assert [int(r[-2]) for r in rows] == [s.total_records for s in expected]
+    assert int(current[0][1]) == expected[-1].snapshot_id
+    assert str(expected[0].snapshot_id) in lines[2]

@@ -190,3 +190,43 @@ def test_append_waiting_too_long_for_the_lock_fails_cleanly(spark, sample_table:
     with FileLock(path), pytest.raises(BatchError, match="held the lock.*nothing appended"):
         append_batch(spark, sample_table, generate_batch(bank_sample, 50, seed=1), "none", lock_timeout=0.5)
     assert state(spark, sample_table) == before
+
+
+def current_snapshot(settings: Settings) -> tuple[int, int]:
+    """(current snapshot id, total rows), read from the metadata with pyiceberg."""
+    [current] = [s for s in lake.read_snapshots(settings) if s.is_current]
+    return current.snapshot_id, current.total_records
+
+
+@pytest.mark.slow
+def test_hostile_files_from_the_command_line(spark, sample_table: Settings, bank_sample: pd.DataFrame, tmp_path):
+    """05 --from-file end to end: a hostile file is one `error:` line, exit 1, the same snapshot and no
+    batch file; a valid file with BOM, CRLF and shuffled columns appends exactly its rows."""
+    before = current_snapshot(sample_table)
+    files = set(sample_table.batches_dir.glob("*")) if sample_table.batches_dir.exists() else set()
+    batch = generate_batch(bank_sample, 30, seed=4)
+    text = batch.to_csv(sep=";", index=False)
+    huge = text.replace(f"\n{batch.loc[0, 'age']};", "\n99999999999999999999999;", 1)  # was an OverflowError
+    ragged = text.replace("\n", ';"stray\n', 3)
+    for name, content in {"huge.csv": huge, "ragged.csv": ragged}.items():
+        (tmp_path / name).write_text(content)
+        result = run_05(sample_table, "--from-file", str(tmp_path / name))
+        assert result.returncode == 1, result.stdout + result.stderr
+        [line] = result.stderr.splitlines()
+        assert line.startswith("error: ") and "Traceback" not in result.stdout, result.stderr
+        assert current_snapshot(sample_table) == before
+        assert (set(sample_table.batches_dir.glob("*")) if sample_table.batches_dir.exists() else set()) == files
+    assert "age: 1 value(s) outside [18, 120]" in run_05(sample_table, "--from-file", str(tmp_path / "huge.csv")).stderr
+
+    shuffled = batch.loc[:, list(reversed(batch.columns))]
+    good = tmp_path / "good.csv"
+    good.write_bytes(b"\xef\xbb\xbf" + shuffled.to_csv(sep=";", index=False, lineterminator="\r\n").encode())
+    result = run_05(sample_table, "--from-file", str(good))
+    assert result.returncode == 0, result.stdout + result.stderr
+    snapshot_id, rows = current_snapshot(sample_table)
+    assert rows == before[1] + 30
+    added = lake.read_added(spark, sample_table, before[0], snapshot_id).toPandas()
+    pd.testing.assert_frame_equal(
+        added.sort_values(list(batch.columns)).reset_index(drop=True).astype(batch.dtypes.to_dict()),
+        batch.sort_values(list(batch.columns)).reset_index(drop=True),
+    )

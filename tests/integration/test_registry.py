@@ -11,11 +11,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lib import registry
-from lib.config import Settings
+from lib.config import DEFAULT_SEED, Settings
 from lib.features import TARGET, labels_to_int
+from lib.metrics import classification_metrics
 from lib.registry import CHALLENGER, CHAMPION, PREVIOUS, GateResult, HoldOut, RegistryError
 from lib.tracking import configure_mlflow
-from lib.training import evaluate, split
+from lib.training.data import split
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ def aliases(settings: Settings) -> dict[str, str | None]:
 
 
 def holdout(df: pd.DataFrame) -> HoldOut:
-    return HoldOut(frame=split(df, seed=42)[1], snapshot_id=0, table="in-memory sample")
+    return HoldOut(frame=split(df, seed=DEFAULT_SEED)[1], snapshot_id=0, table="in-memory sample")
 
 
 def test_register_best_records_lineage_and_is_rerun_safe(table_settings: Settings, train_runs) -> None:
@@ -125,7 +126,7 @@ def test_gate_compares_both_versions_on_the_same_rows(
     assert rejected.rows == len(rows.frame) == 900
     # the gate's champion score is the champion's real score on these rows
     proba = registry.score_version(table_settings, champion.version, rows.frame)
-    expected = evaluate(labels_to_int(rows.frame[TARGET]), proba)["roc_auc"]
+    expected = classification_metrics(labels_to_int(rows.frame[TARGET]), proba)["roc_auc"]
     assert math.isclose(rejected.champion_value, expected)
     tags = registry.describe(table_settings, challenger.version).tags
     assert tags["gate.passed"] == "false" and tags["gate.champion_version"] == champion.version
@@ -179,7 +180,7 @@ def test_holdout_leaves_out_every_row_the_compared_versions_trained_on(
     fair = registry.holdout_rows(spark, sample_table, [champion]).frame
 
     key = list(everything.columns)
-    champion_train = split(bank_sample, seed=42)[0][key]
+    champion_train = split(bank_sample, seed=DEFAULT_SEED)[0][key]
     assert len(everything.merge(champion_train, on=key)) > 100  # the moved split really leaks
     assert fair.merge(champion_train, on=key).empty
     assert len(fair.merge(everything.drop_duplicates(), on=key)) == len(fair) > 300
@@ -205,3 +206,22 @@ def test_deployment_picks_the_best_run_of_the_newest_training(table_settings: Se
     newest = train_runs(table_settings, table_settings.experiment_name, grid=[*WEAK, {"max_depth": 2}])
     best_new = max(newest, key=lambda r: r.metrics["test_roc_auc"])
     assert registry.best_run_id(table_settings, table_settings.experiment_name) == best_new.run_id
+
+
+def test_version_holdout_is_the_versions_own_test_split(
+    spark, registered_on_table: tuple[Settings, list[str]], bank_sample: pd.DataFrame
+) -> None:
+    """08 --source table sends these rows: a model trained with --seed 7 must get its own held-out
+    rows, not the default seed's (most of which it was fitted on)."""
+    from lib.lake import current_snapshot_id
+
+    settings, (_, v2) = registered_on_table
+    rows = registry.version_holdout(spark, settings, registry.describe(settings, v2))
+
+    assert (rows.snapshot_id, rows.table) == (current_snapshot_id(spark, settings), settings.table_ident)
+    train, test = split(bank_sample, seed=7)
+    key = list(test.columns)
+    assert len(rows.frame) == len(test) == len(rows.frame.merge(test, on=key))
+    assert rows.frame.merge(train, on=key).empty
+    default_test = split(bank_sample, seed=DEFAULT_SEED)[1]
+    assert len(default_test.merge(train, on=key)) > len(default_test) // 2  # what seed 42 would have sent

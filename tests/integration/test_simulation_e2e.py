@@ -16,9 +16,11 @@ import pytest
 
 from lib import registry
 from lib.config import PROJECT_ROOT, Settings
+from lib.features import RAW_COLUMNS, TARGET
 from lib.metrics_store import MetricsStore
 from lib.serving import service
 from lib.serving.client import ServingClient, endpoint
+from lib.training.data import split
 
 pytestmark = pytest.mark.integration
 
@@ -40,9 +42,10 @@ def logged(settings: Settings) -> pd.DataFrame:
 
 
 @pytest.fixture
-def served(sample_table: Settings, registered_model: tuple[Settings, list[str]], tmp_path: Path) -> Iterator:
-    """The champion (v2) served by a real detached server with its own run dir and access key."""
-    settings, versions = registered_model
+def served(registered_on_table: tuple[Settings, list[str]], tmp_path: Path) -> Iterator:
+    """The champion (v2, trained with seed 7 on the table's snapshot) served by a real detached
+    server with its own run dir and access key."""
+    settings, versions = registered_on_table
     settings = dataclasses.replace(settings, run_dir=tmp_path / "run")
     service.start_detached(settings, expect_version=versions[-1], timeout=120)
     try:
@@ -58,7 +61,9 @@ def test_without_a_server_08_says_to_deploy_first(settings: Settings, tmp_path: 
     assert "Traceback" not in result.stderr
 
 
-def test_simulation_logs_every_prediction_and_label_and_continues_after_a_redeploy(served) -> None:
+def test_simulation_logs_every_prediction_and_label_and_continues_after_a_redeploy(
+    served, bank_sample: pd.DataFrame
+) -> None:
     settings, versions = served
     first = run_08(settings, "--requests", "40", "--source", "table", "--days", "2", "--flip-end", "0.5")
     assert first.returncode == 0, first.stderr
@@ -72,6 +77,12 @@ def test_simulation_logs_every_prediction_and_label_and_continues_after_a_redepl
     assert days.nunique() == 2 and df["event_ts"].min() == days.min()
     assert (df["label_ts"] > df["event_ts"]).all()  # delayed ground truth
     assert df["age"].notna().all() and df["job"].notna().all()  # raw inputs logged for drift
+    # --source table sends the champion's own held-out rows: its run's seed (7), not the default
+    key = [c for c in RAW_COLUMNS if c != TARGET]
+    sent = df[key].astype(bank_sample[key].dtypes.to_dict())
+    champion_train, champion_test = split(bank_sample, seed=7)
+    assert sent.merge(champion_train[key].drop_duplicates(), on=key).empty
+    assert len(sent.merge(champion_test[key].drop_duplicates(), on=key)) == len(sent)
 
     # Redeploy: v1 becomes champion and the running server hot-swaps to it.
     registry.promote(settings, versions[0])

@@ -13,22 +13,18 @@ import pandas as pd
 import pytest
 
 from lib import lake
-from lib.config import PROJECT_ROOT, Settings
+from lib.config import DEFAULT_SEED, PROJECT_ROOT, Settings
 from lib.features import RAW_COLUMNS, TARGET, FeatureSet, labels_to_int, pandas_dtypes, spark_ddl
+from lib.metrics import METRIC_NAMES, RUN_METRIC_KEYS, classification_metrics
 from lib.profile import PROFILE_ARTIFACT, ProfileError, load_profile
 from lib.tracking import configure_mlflow, ensure_experiment
-from lib.training import (
-    FIGURES,
-    IMPORTANCE_ARTIFACT,
-    METRIC_NAMES,
-    TrainingError,
-    best_run,
-    evaluate,
-    load_grid,
-    load_training_data,
-    split,
-    train_grid,
-)
+from lib.training.data import load_training_data, split
+from lib.training.errors import TrainingError
+from lib.training.figures import FIGURES
+from lib.training.grid import DEFAULT_GRID, first_runs, load_grid
+from lib.training.results import best_run
+from lib.training.runs import IMPORTANCE_ARTIFACT
+from lib.training.train import train_grid
 
 pytestmark = pytest.mark.integration
 
@@ -68,13 +64,17 @@ def test_full_grid_is_tracked_and_servable(spark, sample_table: Settings, bank_s
     result = train_grid(data, settings, settings.experiment_name, grid=FAST_GRID, progress=False)
     assert len(result.runs) == len(FAST_GRID) and result.seconds > 0
     client = configure_mlflow(settings)
-    expected_metrics = {f"{part}_{m}" for part in ("train", "test") for m in METRIC_NAMES}
-    train_df, test_df = split(data.df, 42)
+    train_df, test_df = split(data.df, DEFAULT_SEED)
     for summary in result.runs:
         run = client.get_run(summary.run_id)
         assert run.info.status == "FINISHED"
-        assert expected_metrics <= set(run.data.metrics)
-        assert all(0.0 <= run.data.metrics[f"test_{m}"] <= 1.0 for m in METRIC_NAMES if m != "log_loss")
+        assert set(RUN_METRIC_KEYS) <= set(run.data.metrics)
+        # undefined values (precision without a positive prediction) are NaN, logged as NaN
+        values = [run.data.metrics[f"test_{m}"] for m in METRIC_NAMES if m != "log_loss"]
+        assert all(np.isnan(v) or 0.0 <= v <= 1.0 for v in values)
+        logged = {k: run.data.metrics[k] for k in RUN_METRIC_KEYS}
+        assert logged == pytest.approx({k: summary.metrics[k] for k in RUN_METRIC_KEYS}, nan_ok=True)
+        assert not np.isnan(logged["test_roc_auc"])
         tags = run.data.tags
         assert set(LINEAGE_TAGS) <= set(tags)
         assert tags["iceberg_snapshot_id"] == str(snapshot) and tags["data_mode"] == "full"
@@ -106,7 +106,8 @@ def test_full_grid_is_tracked_and_servable(spark, sample_table: Settings, bank_s
     # MLflow itself serves the logged model on raw records, and it is the model that was evaluated
     model = mlflow.pyfunc.load_model(f"runs:/{best.run_id}/model")
     out = model.predict(pd.DataFrame(raw_records(test_df, FeatureSet())))
-    assert evaluate(labels_to_int(test_df[TARGET]), out["probability"].to_numpy())["roc_auc"] == pytest.approx(
+    proba = out["probability"].to_numpy()
+    assert classification_metrics(labels_to_int(test_df[TARGET]), proba)["roc_auc"] == pytest.approx(
         best.metrics["test_roc_auc"], abs=1e-6
     )
     odd = raw_records(test_df.head(3), FeatureSet())
@@ -151,12 +152,63 @@ def test_split_is_stratified_and_independent_of_row_order(bank_sample: pd.DataFr
     assert not other_seed.equals(test)
 
 
-def test_evaluate_metrics() -> None:
+def test_run_metrics_are_the_shared_metric_definition() -> None:
     y = np.array([0, 0, 1, 1])
-    m = evaluate(y, np.array([0.1, 0.6, 0.4, 0.9]))
+    m = classification_metrics(y, np.array([0.1, 0.6, 0.4, 0.9]))
     assert m["accuracy"] == 0.5 and m["precision"] == 0.5 and m["recall"] == 0.5 and m["f1"] == 0.5
     assert m["roc_auc"] == 0.75 and set(m) == set(METRIC_NAMES)
-    assert evaluate(y, np.array([0.1, 0.2, 0.8, 0.9]))["roc_auc"] == 1.0
+    assert classification_metrics(y, np.array([0.1, 0.2, 0.8, 0.9]))["roc_auc"] == 1.0
+    # no positive prediction: precision is undefined (NaN), not a made-up 0
+    assert np.isnan(classification_metrics(y, np.array([0.1, 0.2, 0.3, 0.4]))["precision"])
+
+
+def test_a_run_with_an_undefined_metric_is_logged_with_its_model(table_settings: Settings, train_runs) -> None:
+    """Two slow-learning trees predict no positive: precision is NaN, and the run (metrics copied onto
+    its logged model by MLflow) must still log, not die on MLflow's NaN-blind duplicate check."""
+    (result,) = train_runs(table_settings, "nan-metrics", grid=[{"learning_rate": 0.01, "num_boost_round": 2}])
+    run = configure_mlflow(table_settings).get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert np.isnan(run.data.metrics["test_precision"]) and np.isnan(result.metrics["test_precision"])
+    assert 0.5 < run.data.metrics["test_roc_auc"] <= 1.0
+    (model,) = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{result.run_id}'",
+        output_format="list",
+    )  # fmt: skip
+    assert {m.key for m in model.metrics} >= set(RUN_METRIC_KEYS)
+
+
+def test_default_grid_is_the_explicit_twelve_runs_and_sizes_are_explicit() -> None:
+    assert len(DEFAULT_GRID) == 12
+    assert {(e["max_depth"], e["learning_rate"], e["alpha"]) for e in DEFAULT_GRID} == {
+        (d, lr, a) for d in (3, 5) for lr in (0.01, 0.1) for a in (0.0, 0.1, 1.0)
+    }
+    assert first_runs(DEFAULT_GRID, None) == DEFAULT_GRID and first_runs(DEFAULT_GRID, 2) == DEFAULT_GRID[:2]
+    with pytest.raises(TrainingError, match="between 1 and the grid's 12 entries, got 13"):
+        first_runs(DEFAULT_GRID, 13)
+
+
+HEAVY_TRAINING = ("lib.training.fit", "lib.training.runs", "lib.training.figures", "lib.training.train")
+
+
+@pytest.mark.parametrize(
+    ("module", "banned"),
+    [
+        ("lib.registry", (*HEAVY_TRAINING, "matplotlib", "xgboost")),
+        ("lib.serving.app", (*HEAVY_TRAINING, "matplotlib")),
+        ("lib.training", (*HEAVY_TRAINING, "matplotlib", "xgboost")),
+    ],
+)
+def test_server_side_imports_do_not_load_the_training_code(module: str, banned: tuple[str, ...]) -> None:
+    """The model server imports the registry: it must not pay for (or depend on) fitting and charts."""
+    code = (
+        f"import sys, {module}; "
+        f"print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib' or m in {banned!r})))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split()) & ({*banned} | {"matplotlib"})
+    assert not loaded, f"importing {module} loaded {sorted(loaded)}"
 
 
 def test_clear_errors(spark, table_settings: Settings, tmp_path: Path) -> None:

@@ -14,11 +14,13 @@ from lib.batches import (
     latest_pointer,
     read_batch_csv,
     validate_batch,
+    validate_training_data,
     write_batch_csv,
 )
 from lib.dataset import read_csv
 from lib.features import CATEGORIES, NUMERIC, NUMERIC_RANGES, RAW_COLUMNS, TARGET, pandas_dtypes
-from lib.monitoring import bin_counts, categorical_psi, psi
+from lib.monitoring.drift import categorical_psi, psi
+from lib.profile import bin_counts
 from tests.conftest import make_settings
 
 
@@ -169,6 +171,14 @@ def test_new_categories_only_with_permission(batch: pd.DataFrame):
     validate_batch(bad, allow_new_categories=True)
     with pytest.raises(BatchError, match="day"):
         validate_batch(_broken(bad, "out of range"), allow_new_categories=True)
+
+
+def test_training_data_error_offers_no_flag_retraining_lacks(batch: pd.DataFrame):
+    with pytest.raises(BatchError) as info:
+        validate_training_data(_broken(batch, "unknown category"), "at snapshot 1")
+    assert "unknown category" in str(info.value)
+    assert "--allow-new-categories" not in str(info.value)
+    assert "rollback" in str(info.value)
 
 
 def test_csv_round_trip_in_uci_format(tmp_path: Path, batch: pd.DataFrame):

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from lib.config import PROJECT_ROOT
-from lib.jobs import DAG_PREFIX, airflow_dags, airflow_tasks, load_spec, parse_spec
+from lib.jobs import load_spec, parse_spec
+from lib.jobs.airflow import DAG_PREFIX, airflow_dags, airflow_tasks
 
 DAG_FILE = PROJECT_ROOT / "dags" / "bank_marketing_mlops.py"
 
@@ -142,7 +143,7 @@ def test_airflow_is_imported_only_by_the_dag_file():
             assert not any(n.split(".")[0] == "airflow" for n in names), path
 
 
-@pytest.mark.parametrize(("exit_code", "airflow_exit"), [(0, 0), (2, 0), (1, 1), (3, 3)])
+@pytest.mark.parametrize(("exit_code", "airflow_exit"), [(0, 0), (2, 0), (1, 1), (3, 3), (64, 64)])
 def test_ok_codes_count_as_success_in_airflow_too(tmp_path: Path, exit_code: int, airflow_exit: int):
     """Airflow fails a bash task on any non-zero exit, so the command itself maps ok_codes to 0."""
     (tmp_path / "job.py").write_text(f"import sys; sys.exit({exit_code})\n")

@@ -14,6 +14,7 @@ from filelock import FileLock
 from lib import jobs
 from lib.config import PROJECT_ROOT, Settings
 from lib.jobs import JobError, history, job_lock_path, load_spec, next_runs, parse_spec, run_chain
+from lib.jobs import __main__ as jobs_cli
 from tests.conftest import make_settings
 
 RECORD = textwrap.dedent(
@@ -311,24 +312,24 @@ def test_cli_run_history_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     settings, spec_path = make_project(tmp_path, CHAIN.replace("args: [0]", "args: [4]"))
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
     monkeypatch.setenv("JOBS_SPEC", str(spec_path))
-    assert jobs.main(["list"]) == 0
+    assert jobs_cli.main(["list"]) == 0
     listing = capsys.readouterr().out
     assert "Job B" in listing and "python b.py 4" in listing and "manual" in listing
 
-    assert jobs.main(["run", "Job A"]) == 1
+    assert jobs_cli.main(["run", "Job A"]) == 1
     out = capsys.readouterr()
     assert "error: job 'Job B' failed (exit code 4)" in out.err
     assert "not run: Job C, Job D" in out.err and "hello from b.py" in out.err
     failed = history(settings)[0]
     assert str(failed.log_path) in out.err
 
-    assert jobs.main(["history"]) == 0
+    assert jobs_cli.main(["history"]) == 0
     table = capsys.readouterr().out
     assert "failed" in table and "succeeded" in table and "manual" in table
 
-    assert jobs.main(["logs", str(failed.run_id)]) == 0
+    assert jobs_cli.main(["logs", str(failed.run_id)]) == 0
     assert "hello from b.py" in capsys.readouterr().out
-    assert jobs.main(["logs", "999"]) == 1
+    assert jobs_cli.main(["logs", "999"]) == 1
     assert "no job run 999" in capsys.readouterr().err
-    assert jobs.main(["run", "Job C", "--no-deps"]) == 0
+    assert jobs_cli.main(["run", "Job C", "--no-deps"]) == 0
     assert order(tmp_path)[-1] == "c"

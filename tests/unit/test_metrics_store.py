@@ -147,6 +147,23 @@ def test_time_range_and_version_filters(store: MetricsStore) -> None:
     assert df["event_ts"].is_monotonic_increasing
 
 
+def test_model_name_filter_and_span_run_in_sql(store: MetricsStore) -> None:
+    """Two users' models in one database: each reader sees only its own rows, and the span
+    aggregate agrees with the rows read back."""
+    other = [row(i)._replace(model_name="bank-promo-other", uuid=f"11111111-0000-0000-0000-{i:012d}") for i in range(3)]
+    store.write_predictions([row(i, day=1) for i in range(4)] + other)
+    store.record_feedback([{"uuid": row(0).uuid, "label": 1}, {"uuid": other[0].uuid, "label": 0}])
+    mine = store.read_predictions(model_name="bank-promo-test")
+    assert len(mine) == 4 and set(mine["model_name"]) == {"bank-promo-test"}
+    span = store.log_span(model_name="bank-promo-test")
+    assert (span.rows, span.labelled) == (4, 1)
+    assert span.first_event == mine["event_ts"].min().to_pydatetime()
+    assert span.last_event == mine["event_ts"].max().to_pydatetime() == T0 + timedelta(days=1, minutes=3)
+    assert store.log_span(model_name="bank-promo-test", model_version="2") == (0, 0, None, None)
+    assert store.log_span(end=T0 + timedelta(days=1)).rows == 3
+    assert len(store.read_predictions(model_name="bank-promo-other", start=T0 + timedelta(minutes=1))) == 2
+
+
 def test_writer_keeps_rows_while_the_database_fails(store: MetricsStore) -> None:
     writer = PredictionWriter(store.url, interval=60).start()
     try:

@@ -9,21 +9,10 @@ import pandas as pd
 import pytest
 
 from lib.config import load_settings
-from lib.monitoring import (
-    FIRING,
-    NO_DATA,
-    OK,
-    MonitoringError,
-    categorical_psi,
-    deployments,
-    drift_table,
-    evaluate_alerts,
-    format_alerts,
-    numeric_drift,
-    performance_by_window,
-    psi,
-    select_window,
-)
+from lib.monitoring import MonitoringError
+from lib.monitoring.alerts import FIRING, NO_DATA, OK, evaluate_alerts, format_alerts
+from lib.monitoring.drift import categorical_psi, drift_table, numeric_drift, psi
+from lib.monitoring.performance import deployments, performance_by_window, select_window
 from lib.profile import bin_counts, decile_edges
 
 SETTINGS = load_settings({"PROJECT_ROOT": "/tmp/unused", "PROJECT_OWNER": "test"})
@@ -276,7 +265,8 @@ def test_alert_thresholds_come_from_settings() -> None:
 
 
 def test_render_dashboard_writes_pngs_and_a_self_contained_html(tmp_path) -> None:
-    from lib.monitoring import MonitoringReport, render_dashboard, summary_text
+    from lib.monitoring.dashboard import render_dashboard, summary_text
+    from lib.monitoring.report import MonitoringReport
 
     log = hand_made_log()
     window = select_window(log, window_hours=8)

@@ -1,0 +1,43 @@
+"""Dependent jobs, as in the lab's CML Jobs: New Batch → Retrain Models → Redeploy Model.
+
+The job graph lives in jobs.yaml (`settings.jobs_spec`). Running a job starts it as a subprocess
+of the project's Python in the directory of jobs.yaml (the project root), with its own log file
+under `settings.jobs_log_dir`; when it succeeds its dependents run in order, a failure stops the
+chain. Every run is recorded in the `job_runs` table of the metrics database
+(`settings.metrics_db_url`), one file lock per job keeps the same job from running twice at
+once, and a timeout kills a hung job's whole process group.
+
+  spec       jobs.yaml -> a validated JobSpec
+  history    the job_runs table
+  runner     run_job / run_chain: process groups, locks, timeouts, progress
+  scheduler  a foreground cron scheduler
+  airflow    the same spec as Airflow DAG descriptions (dags/bank_marketing_mlops.py)
+  __main__   the CLI: `python -m lib.jobs list|run|history|logs|schedule`
+
+The names below are the package's public surface (all light: PyYAML, SQLAlchemy, tqdm).
+"""
+
+from __future__ import annotations
+
+from lib.jobs.history import JobHistory, JobRun, history
+from lib.jobs.runner import ChainResult, JobResult, job_lock_path, run_chain, run_job
+from lib.jobs.scheduler import next_runs, run_scheduler
+from lib.jobs.spec import Job, JobError, JobSpec, load_spec, parse_spec
+
+__all__ = [
+    "ChainResult",
+    "Job",
+    "JobError",
+    "JobHistory",
+    "JobResult",
+    "JobRun",
+    "JobSpec",
+    "history",
+    "job_lock_path",
+    "load_spec",
+    "next_runs",
+    "parse_spec",
+    "run_chain",
+    "run_job",
+    "run_scheduler",
+]
