@@ -14,6 +14,7 @@ from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import Settings, cli_settings
 from lib.dataset import DatasetError, fetch
 from lib.logs import setup_logging
+from lib.session import run_main
 
 
 def build_parser(settings: Settings | None = None) -> ArgumentParser:
@@ -53,4 +54,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

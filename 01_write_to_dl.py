@@ -14,6 +14,7 @@ from lib.config import Settings, cli_settings
 from lib.ingest import IngestError, ingest_csv
 from lib.lake import LakeError, spark_session
 from lib.logs import setup_logging
+from lib.session import run_main
 
 
 def build_parser(settings: Settings | None = None) -> ArgumentParser:
@@ -46,4 +47,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

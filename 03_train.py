@@ -10,11 +10,11 @@ the training profile. Prints a leaderboard; the best run also carries ROC/PR/con
 from __future__ import annotations
 
 import argparse
-import sys
 
 from lib.cli import add_training_args, training_main
 from lib.cliargs import ArgumentParser
 from lib.config import Settings, cli_settings
+from lib.session import run_main
 
 
 def build_parser(settings: Settings | None = None) -> ArgumentParser:
@@ -32,4 +32,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -19,6 +19,7 @@ from lib.logs import setup_logging
 from lib.registry import DEFAULT_METRIC
 from lib.serving import deploy, service
 from lib.serving.deploy import DeployError
+from lib.session import run_main
 
 
 def curl_example(url: str, key_file: str | None) -> str:
@@ -74,4 +75,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

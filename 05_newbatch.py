@@ -27,6 +27,7 @@ from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import cli_settings
 from lib.lake import LakeError, spark_session
 from lib.logs import setup_logging
+from lib.session import run_main
 
 
 def build_parser() -> ArgumentParser:
@@ -81,4 +82,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

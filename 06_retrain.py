@@ -12,11 +12,11 @@ row counts, so the redeploy step (07) can compare the best of them with the serv
 from __future__ import annotations
 
 import argparse
-import sys
 
 from lib.cli import add_training_args, training_main
 from lib.cliargs import ArgumentParser
 from lib.config import Settings, cli_settings
+from lib.session import run_main
 
 
 def build_parser(settings: Settings | None = None) -> ArgumentParser:
@@ -39,4 +39,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -25,6 +25,7 @@ from lib.logs import setup_logging
 from lib.registry import DEFAULT_METRIC, GateRejected, holdout_rows
 from lib.serving import deploy
 from lib.serving.deploy import DeployError
+from lib.session import run_main
 from lib.training import TrainingError
 
 EXIT_REJECTED = 3
@@ -86,4 +87,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

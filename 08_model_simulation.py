@@ -21,6 +21,7 @@ from lib.batches import DRIFT_SCENARIOS, drift_help
 from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import cli_settings
 from lib.logs import setup_logging
+from lib.session import run_main
 from lib.simulation import SOURCES, SimulationConfig, SimulationError, format_summary, run_simulation
 
 
@@ -101,4 +102,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -1,25 +1,82 @@
+# PYTHON: the interpreter that creates the venv, by name or path (3.10, 3.11 or 3.12):
+#   make PYTHON=python3.12 VENV=.venv-3.12 setup      make PYTHON=$(pyenv prefix 3.10)/bin/python setup
 PYTHON ?= python3.11
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PIP := $(PY) -m pip --disable-pip-version-check
+# the Jupyter kernel `make setup` registers inside the venv (make lab opens notebooks on it)
+KERNEL := bank-mlops
+LAB_PORT ?= 8888
+MLFLOW_PORT ?= 5000
 
-.PHONY: setup demo test lint format check clean clean-all services-deps stack stack-down stack-status
+.PHONY: setup lab mlflow-ui lock demo test test-fast test-unit pyversions-smoke lint format check clean clean-all services-deps stack stack-down stack-status
 
-# Create the venv and install pinned requirements; reinstalls only when requirements change.
-$(STAMP): requirements.txt
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 1; }
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	@command -v java >/dev/null 2>&1 || $(PY) -m pip install --quiet -r requirements-jdk.txt
+# The interpreter to build the venv with. A name that pyenv knows but has not activated
+# (python3.12 while the global version is 3.11) is looked up with `pyenv prefix 3.12`.
+PYTHON_EXE = $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null \
+	|| { v=$$(echo '$(PYTHON)' | sed -n 's/^python\(3\.[0-9][0-9]*\)$$/\1/p'); \
+	     test -n "$$v" && p=$$(pyenv prefix "$$v" 2>/dev/null) && echo "$$p/bin/python"; })
+
+# Create the venv, install the locked dependency tree, the project itself (editable, so `import lib`
+# works from any directory) and its Jupyter kernel, whose PATH starts with the venv so that `!python`
+# in a cell is the venv's Python too; reruns only when the lock or the project changes.
+$(STAMP): requirements.lock requirements-jdk.txt pyproject.toml
+	@if [ ! -x $(PY) ]; then \
+	  exe='$(PYTHON_EXE)'; \
+	  test -n "$$exe" || { echo "error: $(PYTHON) not found; install Python 3.10, 3.11 or 3.12 and run make PYTHON=<name or path> setup"; exit 1; }; \
+	  "$$exe" -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 12))' \
+	    || { echo "error: $$exe is Python $$("$$exe" -c 'import platform; print(platform.python_version())'); the project supports 3.10, 3.11 and 3.12"; exit 1; }; \
+	  echo "$(VENV): $$("$$exe" -c 'import sys; print(sys.version.split()[0])') ($$exe)"; \
+	  "$$exe" -m venv $(VENV); \
+	elif [ "$(origin PYTHON)" = "command line" ] && [ -n '$(PYTHON_EXE)' ] \
+	  && [ "$$($(PY) -c 'import sys; print(sys.version_info[:2])')" != "$$('$(PYTHON_EXE)' -c 'import sys; print(sys.version_info[:2])')" ]; then \
+	  echo "error: $(VENV) was made with another Python than $(PYTHON); pick another VENV=… or make VENV=$(VENV) clean-all first"; exit 1; \
+	fi
+	$(PIP) install --quiet -r requirements.lock
+	@command -v java >/dev/null 2>&1 || $(PIP) install --quiet -r requirements-jdk.txt
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Bank MLOps ($(VENV))" \
+		--env VIRTUAL_ENV '$(abspath $(VENV))' --env PATH '$(abspath $(VENV))/bin:$${PATH}'
 	@touch $(STAMP)
 
 setup: $(STAMP)
+
+# Regenerate requirements.lock from requirements.txt for every supported Python and platform.
+# Versions already in the lock are kept (deterministic); `make lock UPGRADE=1` moves them to the newest.
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile requirements.txt --universal --python-version 3.10 --fork-strategy fewest \
+		--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) --quiet -o requirements.lock
+
+# JupyterLab on 127.0.0.1, rooted at the project, new notebooks on the project kernel; it prints
+# its URL with the token (the next free port from LAB_PORT) and opens no browser. As root (a container)
+# Jupyter refuses to start unless told to: --allow-root then.
+lab: $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir="$(CURDIR)" \
+		--MappingKernelManager.default_kernel_name=$(KERNEL) $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# The MLflow UI on the configured store (PROJECT_ROOT / MLFLOW_TRACKING_URI), on 127.0.0.1.
+mlflow-ui: $(STAMP)
+	$(PY) -m lib.tracking ui --port $(MLFLOW_PORT)
 
 demo: $(STAMP)
 	$(PY) -m lib.demo
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Everything but the tests marked slow (under 2 minutes on an idle 2-core machine).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+# No process, no database: seconds.
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+# Python 3.10 and 3.12 (pyenv's): unit tests on each in .venv-3.10/.venv-3.12 (reused while the lock is
+# unchanged) and a small real 00 -> 01 -> 03 -> 04 -> request run on 3.12; .ci/run calls it.
+pyversions-smoke:
+	.ci/pyversions
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -59,4 +116,4 @@ clean:
 	find data -mindepth 1 -maxdepth 1 ! -name vendor -exec rm -rf {} +
 
 clean-all: clean
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

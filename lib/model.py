@@ -82,15 +82,32 @@ class BankModel(mlflow.pyfunc.PythonModel):
         return [dict(zip(names, map(float, row), strict=True)) for row in contribs]
 
 
-PIP_REQUIREMENTS_PACKAGES = ("mlflow", "xgboost-cpu", "numpy", "pandas", "scikit-learn")
+# `import xgboost` comes from xgboost-cpu (no GPU libraries) where it has wheels and from xgboost elsewhere
+# (requirements.txt's platform markers); the logged model names whichever is installed here
+XGBOOST_DISTRIBUTIONS = ("xgboost-cpu", "xgboost")
+PIP_REQUIREMENTS_PACKAGES = ("mlflow", XGBOOST_DISTRIBUTIONS, "numpy", "pandas", "scikit-learn")
+
+
+def installed_distribution(candidates: Sequence[str]) -> str:
+    """The first of `candidates` installed in this environment: the name pip knows it by."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    for name in candidates:
+        try:
+            return distribution(name).metadata["Name"]
+        except PackageNotFoundError:
+            continue
+    raise PackageNotFoundError(f"none of {', '.join(candidates)} is installed")
 
 
 def pip_requirements() -> list[str]:
     """Pinned requirements of the running environment, given explicitly so MLflow does not
-    spend seconds inferring them per logged model."""
+    spend seconds inferring them per logged model. A tuple entry is alternatives (the one
+    installed is named), so a model trained on a Mac asks for xgboost, not xgboost-cpu."""
     from importlib.metadata import version
 
-    return [f"{pkg}=={version(pkg)}" for pkg in PIP_REQUIREMENTS_PACKAGES]
+    names = [installed_distribution(pkg) if isinstance(pkg, tuple) else pkg for pkg in PIP_REQUIREMENTS_PACKAGES]
+    return [f"{name}=={version(name)}" for name in names]
 
 
 def log_bank_model(

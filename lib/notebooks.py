@@ -20,15 +20,19 @@ class NotebookError(RuntimeError):
     """A cell failed; the message carries the cell's error."""
 
 
-def execute_notebook(path: Path, out: Path | None = None, timeout: int = 600) -> nbformat.NotebookNode:
+def execute_notebook(
+    path: Path, out: Path | None = None, timeout: int = 600, kernel_name: str = "python3"
+) -> nbformat.NotebookNode:
     """Run every cell top to bottom in a fresh kernel started in the project root.
 
     The kernel inherits this process's environment, so PROJECT_ROOT/PROJECT_OWNER select the data.
+    `kernel_name` picks the Jupyter kernel (`bank-mlops` is the project kernel `make setup` registers).
+    A cell tagged `raises-exception` may fail; any other failing cell raises NotebookError.
     The committed notebook is never modified; an executed copy goes to `out` if given.
     """
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(PROJECT_ROOT)}}
+        nb, timeout=timeout, kernel_name=kernel_name, resources={"metadata": {"path": str(PROJECT_ROOT)}}
     )
     try:
         client.execute()
@@ -52,6 +56,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Execute one notebook, optionally into a copy; a failed cell is one `error:` line and exit 1."""
     args = build_parser().parse_args(argv)
     try:
         execute_notebook(args.notebook, args.out, args.timeout)

@@ -118,6 +118,7 @@ def _check(settings: Settings, report: MonitoringReport, trigger: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run `check` or `report`; a MonitoringError is one `error:` line and exit 1, never the alert code."""
     args = build_parser().parse_args(argv)
     setup_logging(is_verbose(args))
     settings = cli_settings()

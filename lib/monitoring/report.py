@@ -78,6 +78,7 @@ class MonitoringReport:
 
     @property
     def firing(self) -> list[AlertResult]:
+        """The alerts that fired: what `check` reports and acts on."""
         return [a for a in self.alerts if a.firing]
 
 

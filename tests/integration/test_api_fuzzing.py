@@ -16,7 +16,7 @@ import pytest
 from lib.config import PROJECT_ROOT, Settings
 from lib.serving import service
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # ~1 min of generated requests
 
 CONFIG = PROJECT_ROOT / "tests" / "fuzz" / "schemathesis.toml"
 MIN_CASES = 1000

@@ -25,7 +25,7 @@ from lib.notebooks import execute_notebook
 from lib.simulation import flip_labels, flip_schedule
 from lib.tracking import configure_mlflow
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a served model, logged traffic, a notebook run
 
 NOTEBOOK = PROJECT_ROOT / "09_model_monitoring_dashboard.ipynb"
 PER_VERSION = 300

@@ -23,6 +23,7 @@ def test_committed_notebook_has_no_outputs() -> None:
     assert nb.metadata.kernelspec.name == "python3"
 
 
+@pytest.mark.slow  # executes the notebook in a kernel
 def test_eda_notebook_executes_on_the_sample_table(
     sample_table: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -35,6 +35,7 @@ def test_01_without_data_names_the_script_to_run(tmp_path: Path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # runs 00 then 01 (Spark) as processes
 def test_00_offline_then_01_loads_a_small_csv(tmp_path: Path, bank_sample):
     result = run_script("00_download.py", tmp_path, "--offline")
     assert result.returncode == 0, result.stderr

@@ -9,7 +9,7 @@ import pytest
 
 from lib.config import PROJECT_ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # one Python process per case, ~5 s each
 
 SCRIPTS = [
     "00_download.py",

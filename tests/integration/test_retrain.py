@@ -14,7 +14,7 @@ from lib.batches import append_batch, generate_batch
 from lib.config import PROJECT_ROOT, Settings
 from lib.tracking import configure_mlflow
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # 20-35 s each: real retraining on Spark
 
 TINY_GRID = json.dumps([{"max_depth": 3, "learning_rate": 0.3, "num_boost_round": 15, "early_stopping_rounds": 5}])
 

@@ -27,7 +27,7 @@ from lib.registry import CHALLENGER, PREVIOUS
 from lib.serving import deploy, service
 from lib.serving.client import EndpointError, ServingClient, endpoint, log_path
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # ~1 min: trains, deploys, redeploys under load
 
 WEAK = [{"max_depth": 1, "num_boost_round": 3, "early_stopping_rounds": 3}]
 MEDIUM = [{"max_depth": 3, "num_boost_round": 15}]

@@ -68,11 +68,11 @@ def records(bank_sample: pd.DataFrame) -> list[dict]:
     return json.loads(rows.to_json(orient="records"))
 
 
-def post(client: TestClient, path: str, body, headers=AUTH):  # noqa: ANN001, ANN201
+def post(client: TestClient, path: str, body, headers=AUTH):
     return client.post(path, json=body, headers=headers)
 
 
-def raw(client: TestClient, path: str, content: bytes, headers=AUTH):  # noqa: ANN001, ANN201
+def raw(client: TestClient, path: str, content: bytes, headers=AUTH):
     return client.post(path, content=content, headers={**headers, "Content-Type": "application/json"})
 
 

@@ -61,6 +61,7 @@ def test_without_a_server_08_says_to_deploy_first(settings: Settings, tmp_path: 
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # a served model, 08 runs twice around a redeploy
 def test_simulation_logs_every_prediction_and_label_and_continues_after_a_redeploy(
     served, bank_sample: pd.DataFrame
 ) -> None:
@@ -100,6 +101,7 @@ def test_simulation_logs_every_prediction_and_label_and_continues_after_a_redepl
     assert new["balance"].astype(float).median() > old["balance"].astype(float).median() + 1000
 
 
+@pytest.mark.slow  # a served model
 def test_requests_the_server_rejects_are_counted_as_errors(served) -> None:
     settings, _ = served
     key_file = settings.access_key_file

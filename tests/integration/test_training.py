@@ -245,6 +245,7 @@ def run_train_script(settings: Settings, *args: str) -> subprocess.CompletedProc
     )  # fmt: skip
 
 
+@pytest.mark.slow  # 03 as a process
 def test_script_without_table_says_what_to_run(table_settings: Settings) -> None:
     assert "--max-runs" in run_train_script(table_settings, "--help").stdout
     result = run_train_script(table_settings, "--no-progress")
@@ -253,6 +254,7 @@ def test_script_without_table_says_what_to_run(table_settings: Settings) -> None
     assert "run 01_write_to_dl.py first" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # 03 as a process, training the grid
 def test_script_trains_and_prints_leaderboard(sample_table: Settings) -> None:
     result = run_train_script(
         sample_table, "--grid", str(FAST_GRID).replace("'", '"'), "--max-runs", "2", "--include-duration"

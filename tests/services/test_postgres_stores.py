@@ -16,7 +16,7 @@ import pytest
 from lib import stack
 from lib.config import load_settings
 from lib.metrics_store import MetricsStore, get_engine
-from tests.unit.test_metrics_store import (  # noqa: F401 - collected here again, on PostgreSQL
+from tests.integration.test_metrics_store import (  # noqa: F401 - collected here again, on PostgreSQL
     test_a_dead_writer_is_reported_and_counted,
     test_empty_log_has_the_documented_columns,
     test_feedback_joins_by_uuid_and_reports_matches,

@@ -25,6 +25,7 @@ MODULES = {
     "lib.notebooks": None,
     "lib.serving.__main__": "status",
     "lib.stack": "status",
+    "lib.tracking": "ui",  # make mlflow-ui
 }
 BENCHMARKS = sorted(f"benchmarks.{p.stem}" for p in (PROJECT_ROOT / "benchmarks").glob("bench_*.py"))
 

@@ -23,6 +23,8 @@ from lib.metrics_store import (
     predictions,
 )
 
+pytestmark = pytest.mark.integration  # a SQLite file and the writer process
+
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 RECORD = {"age": 41, "job": "technician", "marital": "married", "education": "secondary", "default": "no",
           "balance": 1270, "housing": "yes", "loan": "no", "contact": "cellular", "day": 5, "month": "may",

@@ -1,5 +1,5 @@
 """The job runner with tiny real jobs (python files in a temp project): order, failures, history,
-locks, timeouts, scheduling and the CLI. No Spark."""
+locks, timeouts, scheduling and the CLI. No Spark. (Parsing jobs.yaml: tests/unit/test_jobs_spec.py.)"""
 
 import os
 import textwrap
@@ -12,10 +12,12 @@ import pytest
 from filelock import FileLock
 
 from lib import jobs
-from lib.config import PROJECT_ROOT, Settings
+from lib.config import Settings
 from lib.jobs import JobError, history, job_lock_path, load_spec, next_runs, parse_spec, run_chain
 from lib.jobs import __main__ as jobs_cli
 from tests.conftest import make_settings
+
+pytestmark = pytest.mark.integration  # real job processes and a SQLite job history
 
 RECORD = textwrap.dedent(
     """\
@@ -62,32 +64,6 @@ jobs:
 def order(root: Path) -> list[str]:
     path = root / "order.txt"
     return [line.split()[0] for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def test_the_seed_chain_is_in_jobs_yaml():
-    spec = load_spec(PROJECT_ROOT / "jobs.yaml")
-    assert spec.names[:3] == ["New Batch", "Retrain Models", "Redeploy Model"]
-    assert [j.script for j in spec.jobs[:3]] == ["05_newbatch.py", "06_retrain.py", "07_api_redeployment.py"]
-    assert spec.get("New Batch").depends_on == () and spec.get("New Batch").schedule is None
-    assert spec.get("Retrain Models").depends_on == ("New Batch",)
-    assert spec.get("Redeploy Model").depends_on == ("Retrain Models",)
-    assert [j.name for j in spec.chain("New Batch")] == ["New Batch", "Retrain Models", "Redeploy Model"]
-    assert [j.name for j in spec.chain("Retrain Models")] == ["Retrain Models", "Redeploy Model"]
-    for job in spec.jobs:
-        assert job.timeout > 0
-        assert job.script is None or (PROJECT_ROOT / job.script).is_file(), job.script
-
-
-def test_commented_example_job_is_valid():
-    """The nightly monitoring example in jobs.yaml parses when uncommented."""
-    text = (PROJECT_ROOT / "jobs.yaml").read_text()
-    example = [line.removeprefix("#") for line in text[text.index("#  - name:") :].splitlines()]
-    import yaml
-
-    spec = parse_spec({"jobs": yaml.safe_load("\n".join(example))})
-    job = spec.jobs[0]
-    assert job.module == "lib.monitoring" and job.args[0] == "check"
-    assert job.schedule == "0 2 * * *" and job.ok_codes == (0, 2)
 
 
 def test_chain_order_and_history(tmp_path: Path):
@@ -221,36 +197,6 @@ def _alive(pid: int) -> bool:
     return not (status.exists() and status.read_text().split()[2] == "Z")
 
 
-@pytest.mark.parametrize(
-    ("spec", "message"),
-    [
-        ({}, "top-level 'jobs:'"),
-        ({"jobs": [{"script": "a.py"}]}, "'name' is required"),
-        ({"jobs": [{"name": "X"}]}, "exactly one of 'script'"),
-        ({"jobs": [{"name": "X", "script": "a.py", "module": "m"}]}, "exactly one of 'script'"),
-        ({"jobs": [{"name": "X", "script": "a.py", "dependson": "Y"}]}, "unknown key.*dependson"),
-        ({"jobs": [{"name": "X", "script": "a.py", "depends_on": "Y"}]}, "unknown job.*'Y'"),
-        ({"jobs": [{"name": "X", "script": "a.py"}, {"name": "X", "script": "b.py"}]}, "defined twice"),
-        ({"jobs": [{"name": "X", "script": "a.py", "schedule": "every day"}]}, "not a cron expression"),
-        ({"jobs": [{"name": "X", "script": "a.py", "timeout": "soon"}]}, "timeout 'soon'"),
-        ({"jobs": [{"name": "X", "script": "a.py", "timeout": 0}]}, "must be positive"),
-        ({"jobs": [{"name": "X", "script": "a.py", "ok_codes": ["0"]}]}, "ok_codes"),
-        (
-            {
-                "jobs": [
-                    {"name": "X", "script": "a.py", "depends_on": "Y"},
-                    {"name": "Y", "script": "b", "depends_on": "X"},
-                ]
-            },
-            "cycle",
-        ),
-    ],
-)
-def test_invalid_specs_are_refused(spec: dict, message: str):
-    with pytest.raises(JobError, match=message):
-        parse_spec(spec)
-
-
 def test_run_errors_name_the_problem(tmp_path: Path):
     settings, spec_path = make_project(tmp_path, CHAIN.replace("script: c.py", "script: missing.py"))
     spec = load_spec(spec_path)
@@ -263,12 +209,6 @@ def test_run_errors_name_the_problem(tmp_path: Path):
         run_chain(settings, "Job D", trigger="cron", spec=spec, progress=False)
     with pytest.raises(JobError, match="not found"):
         load_spec(tmp_path / "nope.yaml")
-
-
-def test_timeouts_accept_durations():
-    spec = parse_spec({"jobs": [{"name": n, "script": "a.py", "timeout": t} for n, t in
-                                [("a", 90), ("b", "45s"), ("c", "15m"), ("d", "2h")]]})  # fmt: skip
-    assert [j.timeout for j in spec.jobs] == [90, 45, 900, 7200]
 
 
 def test_scheduler_runs_scheduled_chains_when_due(tmp_path: Path):
