@@ -95,6 +95,8 @@ class Settings:
     stack_dir: Path = PROJECT_ROOT / "run" / "stack"
     # Test-only: the lib.faults crash point at which the process SIGKILLs itself (None = never)
     fault_point: str | None = None
+    # Monitoring: port of the Prometheus exporter (`python -m lib.monitoring exporter`)
+    exporter_port: int = 9808
 
     @property
     def namespace(self) -> str:
@@ -233,6 +235,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jdbc_driver_jar=_path(env, "ICEBERG_JDBC_DRIVER_JAR", DEBIAN_PG_JDBC_JAR),
         stack_dir=_path(env, "STACK_DIR", root / "run" / "stack"),
         fault_point=fault_point,
+        exporter_port=_int(env, "MONITORING_EXPORTER_PORT", 9808),
     )
 
 

@@ -288,6 +288,30 @@ class MetricsStore:
             rows, labelled, first, last = conn.execute(query).one()
         return LogSpan(int(rows or 0), int(labelled or 0), _as_utc(first), _as_utc(last))
 
+    def log_counts(self, model_name: str | None = None) -> list[VersionCount]:
+        """Predictions and labels logged per (model name, version): one GROUP BY query, so a
+        monitoring scrape never transfers rows. Cumulative: rows are only ever added."""
+        p, g = predictions, ground_truth
+        query = (
+            select(p.c.model_name, p.c.model_version, func.count(p.c.uuid), func.count(g.c.uuid))
+            .select_from(p.outerjoin(g, p.c.uuid == g.c.uuid))
+            .group_by(p.c.model_name, p.c.model_version)
+            .order_by(p.c.model_name, p.c.model_version)
+        )
+        query = _where_log(query, None, None, None, model_name)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [VersionCount(str(name), str(version), int(n), int(k)) for name, version, n, k in rows]
+
+
+class VersionCount(NamedTuple):
+    """Predictions and labels logged for one model version."""
+
+    model_name: str
+    model_version: str
+    rows: int
+    labelled: int
+
 
 class LogSpan(NamedTuple):
     """Size and event-time range (aware UTC; None when empty) of a slice of the prediction log."""

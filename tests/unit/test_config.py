@@ -19,6 +19,7 @@ def test_defaults_derive_lab_names_from_owner():
     assert s.spark_master == "local[*]"
     assert s.mlflow_tracking_uri == f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
     assert s.serve_host == "127.0.0.1"
+    assert s.exporter_port == 9808
 
 
 def test_overrides_point_at_other_engines(tmp_path: Path):
@@ -33,6 +34,7 @@ def test_overrides_point_at_other_engines(tmp_path: Path):
             "SPARK_CONF_SPARK_EXECUTOR_MEMORY": "4g",
             "MLFLOW_TRACKING_URI": "http://mlflow:5000",
             "SERVE_PORT": "9000",
+            "MONITORING_EXPORTER_PORT": "9100",
         }
     )
     assert s.catalog_type == "rest"
@@ -43,6 +45,7 @@ def test_overrides_point_at_other_engines(tmp_path: Path):
     assert s.mlflow_tracking_uri == "http://mlflow:5000"
     assert s.mlflow_artifact_location is None  # a tracking server decides its own artifact root
     assert s.serve_port == 9000
+    assert s.exporter_port == 9100
     assert s.data_dir == tmp_path / "data"
 
 
@@ -62,6 +65,7 @@ def test_sanitize_user_rejects_unsafe_names(raw: str):
     [
         ({"ICEBERG_CATALOG_TYPE": "glue"}, "ICEBERG_CATALOG_TYPE"),
         ({"SERVE_PORT": "http"}, "SERVE_PORT"),
+        ({"MONITORING_EXPORTER_PORT": "nine"}, "MONITORING_EXPORTER_PORT"),
         ({"ALERT_MAX_PSI": "high"}, "ALERT_MAX_PSI"),
         ({"ICEBERG_CATALOG_NAME": "My-Cat"}, "ICEBERG_CATALOG_NAME"),
     ],
