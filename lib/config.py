@@ -19,6 +19,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The one default seed: split, booster, batches and simulation all start from it unless told otherwise.
 DEFAULT_SEED = 42
 _NAME_RE = re.compile(r"^[a-z0-9_]+$")
+# Where Debian's pinned `libpostgresql-jdbc-java` (installed by `make services-deps`) puts the driver.
+DEBIAN_PG_JDBC_JAR = Path("/usr/share/java/postgresql.jar")
 
 
 class ConfigError(ValueError):
@@ -85,6 +87,12 @@ class Settings:
     # Serving: champion-alias polling interval (0 = off) and the redeploy gate's tolerance
     serve_watch_seconds: float = 0.0
     gate_tolerance: float = 0.01
+    # Iceberg JDBC catalog: credentials (or `user=`/`password=` in the JDBC URL) and the driver jar for Spark
+    catalog_user: str | None = None
+    catalog_password: str | None = None
+    jdbc_driver_jar: Path = DEBIAN_PG_JDBC_JAR
+    # The local service stack (`python -m lib.stack`); its environment file is `<stack_dir>.env`
+    stack_dir: Path = PROJECT_ROOT / "run" / "stack"
     # Test-only: the lib.faults crash point at which the process SIGKILLs itself (None = never)
     fault_point: str | None = None
     # Monitoring: port of the Prometheus exporter (`python -m lib.monitoring exporter`)
@@ -232,11 +240,59 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jobs_log_dir=_path(env, "JOBS_LOG_DIR", root / "run" / "jobs"),
         serve_watch_seconds=_float(env, "SERVE_WATCH_SECONDS", 0.0),
         gate_tolerance=_float(env, "GATE_TOLERANCE", 0.01),
+        catalog_user=env.get("ICEBERG_CATALOG_USER") or None,
+        catalog_password=env.get("ICEBERG_CATALOG_PASSWORD") or None,
+        jdbc_driver_jar=_path(env, "ICEBERG_JDBC_DRIVER_JAR", DEBIAN_PG_JDBC_JAR),
+        stack_dir=_path(env, "STACK_DIR", root / "run" / "stack"),
         fault_point=fault_point,
         exporter_port=_int(env, "MONITORING_EXPORTER_PORT", 9808),
         campaign_cost_per_call=_positive(env, "CAMPAIGN_COST_PER_CALL", 5.0),
         campaign_value_per_deposit=_positive(env, "CAMPAIGN_VALUE_PER_DEPOSIT", 100.0),
     )
+
+
+_JDBC_DIALECTS = {"postgresql": "postgresql+psycopg", "sqlite": "sqlite"}
+
+
+def sqlalchemy_catalog_url(uri: str, user: str | None = None, password: str | None = None) -> str:
+    """The SQLAlchemy URL for pyiceberg's SQL catalog that opens the same database as Iceberg's JDBC URL.
+
+    Spark's `JdbcCatalog` wants `jdbc:postgresql://host:port/db` plus `jdbc.user`/`jdbc.password`;
+    pyiceberg's `SqlCatalog` wants `postgresql+psycopg://user:password@host:port/db`. A URL that is
+    not a `jdbc:` one is taken as a SQLAlchemy URL already and returned unchanged.
+    """
+    if not uri.startswith("jdbc:"):
+        return uri
+    from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+    scheme, sep, rest = uri.removeprefix("jdbc:").partition(":")
+    if not sep or scheme not in _JDBC_DIALECTS:
+        raise ConfigError(
+            f"ICEBERG_CATALOG_URI={uri!r}: only jdbc:postgresql://host:port/db and jdbc:sqlite:PATH are supported"
+        )
+    if scheme == "sqlite":
+        return "sqlite:///" + rest.removeprefix("file:").split("?", 1)[0]
+    parts = urlsplit(f"{scheme}:{rest}")
+    if not parts.hostname or not parts.path.strip("/"):
+        raise ConfigError(
+            f"ICEBERG_CATALOG_URI={uri!r} must name a host and a database: jdbc:postgresql://host:port/db"
+        )
+    query = dict(parse_qsl(parts.query))
+    user = user or query.pop("user", None)
+    password = password or query.pop("password", None)
+    query.pop("user", None)
+    query.pop("password", None)
+    auth = ""
+    if user:
+        auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "") + "@"
+    port = f":{parts.port}" if parts.port else ""
+    tail = f"?{urlencode(query)}" if query else ""
+    return f"{_JDBC_DIALECTS[scheme]}://{auth}{parts.hostname}{port}{parts.path}{tail}"
+
+
+def child_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment plus `extra`: for servers started with settings of their own (lib.stack)."""
+    return {**os.environ, **extra}
 
 
 def cli_settings() -> Settings:

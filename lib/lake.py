@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lib.cliargs import ArgumentParser, is_verbose
-from lib.config import Settings, cli_settings, load_settings
+from lib.config import ConfigError, Settings, cli_settings, load_settings, sqlalchemy_catalog_url
 from lib.logs import setup_logging, spark_java_options, verbose
 
 if TYPE_CHECKING:
@@ -103,7 +103,23 @@ def _catalog_conf(settings: Settings) -> dict[str, str]:
     if settings.catalog_type == "jdbc":
         conf.pop(f"{prefix}.type")
         conf[f"{prefix}.catalog-impl"] = "org.apache.iceberg.jdbc.JdbcCatalog"
+        if settings.catalog_user:
+            conf[f"{prefix}.jdbc.user"] = settings.catalog_user
+        if settings.catalog_password:
+            conf[f"{prefix}.jdbc.password"] = settings.catalog_password
     return conf
+
+
+def _jdbc_driver_jars(settings: Settings) -> list[str]:
+    """The PostgreSQL JDBC driver for a `jdbc:postgresql:` catalog; Spark ships it to the executors too."""
+    if settings.catalog_type != "jdbc" or not (settings.catalog_uri or "").startswith("jdbc:postgresql:"):
+        return []
+    if not settings.jdbc_driver_jar.is_file():
+        raise LakeError(
+            f"PostgreSQL JDBC driver {settings.jdbc_driver_jar} not found: run `make services-deps` "
+            "(apt-get install libpostgresql-jdbc-java) or set ICEBERG_JDBC_DRIVER_JAR"
+        )
+    return [str(settings.jdbc_driver_jar)]
 
 
 def _conf_file_entries(path: Path) -> dict[str, str]:
@@ -137,9 +153,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         conf["spark.driver.extraJavaOptions"] = java_options
     conf.update(_catalog_conf(settings))
     jar = iceberg_jar(settings)
-    if jar is not None:
-        conf["spark.jars"] = str(jar)
-    else:
+    jars = ([str(jar)] if jar is not None else []) + _jdbc_driver_jars(settings)
+    if jars:
+        conf["spark.jars"] = ",".join(jars)
+    if jar is None:
         conf["spark.jars.packages"] = ICEBERG_MAVEN
     if settings.spark_conf_file is not None:
         conf.update(_conf_file_entries(settings.spark_conf_file))
@@ -294,12 +311,25 @@ def _hadoop_metadata_file(settings: Settings) -> Path:
 def _pyiceberg_catalog(settings: Settings):  # noqa: ANN202 - pyiceberg Catalog
     from pyiceberg.catalog import load_catalog
 
+    return load_catalog(settings.catalog_name, **pyiceberg_catalog_props(settings))
+
+
+def pyiceberg_catalog_props(settings: Settings) -> dict[str, str]:
+    """pyiceberg properties for the catalog Spark uses; `jdbc` opens the same database as a SQL catalog."""
     props: dict[str, str] = {"warehouse": settings.warehouse}
     if settings.catalog_uri:
         props["uri"] = settings.catalog_uri
-    kind = {"rest": "rest", "hive": "hive", "jdbc": "sql"}[settings.catalog_type]
-    props["type"] = kind
-    return load_catalog(settings.catalog_name, **props)
+    if settings.catalog_type == "jdbc":
+        if not settings.catalog_uri:
+            raise LakeError("ICEBERG_CATALOG_TYPE=jdbc needs ICEBERG_CATALOG_URI (jdbc:postgresql://host:port/db)")
+        try:
+            props["uri"] = sqlalchemy_catalog_url(
+                settings.catalog_uri, settings.catalog_user, settings.catalog_password
+            )
+        except ConfigError as exc:
+            raise LakeError(str(exc)) from exc
+    props["type"] = {"rest": "rest", "hive": "hive", "jdbc": "sql"}[settings.catalog_type]
+    return props
 
 
 def open_table(settings: Settings):  # noqa: ANN201 - pyiceberg Table

@@ -79,3 +79,32 @@ def test_settings_are_frozen():
     s = load_settings({"PROJECT_OWNER": "x"})
     with pytest.raises(AttributeError):
         s.user = "y"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("jdbc", "user", "password", "expected"),
+    [
+        ("jdbc:postgresql://h:5432/iceberg", "lab", "s3cr/t", "postgresql+psycopg://lab:s3cr%2Ft@h:5432/iceberg"),
+        ("jdbc:postgresql://h/iceberg?user=u&password=p", None, None, "postgresql+psycopg://u:p@h/iceberg"),
+        (
+            "jdbc:postgresql://h:1/db?user=u&sslmode=require",
+            "other",
+            None,
+            "postgresql+psycopg://other@h:1/db?sslmode=require",
+        ),
+        ("jdbc:sqlite:/tmp/cat.db", None, None, "sqlite:////tmp/cat.db"),
+        ("postgresql+psycopg://a:b@h/db", "x", "y", "postgresql+psycopg://a:b@h/db"),
+    ],
+)
+def test_sqlalchemy_catalog_url_opens_the_same_database(jdbc, user, password, expected) -> None:
+    from lib.config import sqlalchemy_catalog_url
+
+    assert sqlalchemy_catalog_url(jdbc, user, password) == expected
+
+
+@pytest.mark.parametrize("bad", ["jdbc:mysql://h/db", "jdbc:postgresql://h:5432/", "jdbc:postgresql:"])
+def test_sqlalchemy_catalog_url_rejects_what_it_cannot_translate(bad: str) -> None:
+    from lib.config import ConfigError, sqlalchemy_catalog_url
+
+    with pytest.raises(ConfigError):
+        sqlalchemy_catalog_url(bad)
