@@ -87,11 +87,11 @@ pyversions-smoke:
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check lib tests benchmarks
+	$(VENV)/bin/ruff format --check .
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format lib tests benchmarks
+	$(VENV)/bin/ruff format .
 
 check: lint test
 
