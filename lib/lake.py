@@ -308,14 +308,14 @@ def _hadoop_metadata_file(settings: Settings) -> Path:
     return meta_dir / f"v{hint.read_text().strip()}.metadata.json"
 
 
-def _pyiceberg_catalog(settings: Settings):  # noqa: ANN202 - pyiceberg Catalog
+def _pyiceberg_catalog(settings: Settings):  # returns a pyiceberg Catalog
     from pyiceberg.catalog import load_catalog
 
     return load_catalog(settings.catalog_name, **pyiceberg_catalog_props(settings))
 
 
 def pyiceberg_catalog_props(settings: Settings) -> dict[str, str]:
-    """pyiceberg properties for the catalog Spark uses; `jdbc` opens the same database as a SQL catalog."""
+    """Properties that open, with pyiceberg, the catalog Spark uses; `jdbc` becomes a SQL catalog on the same DB."""
     props: dict[str, str] = {"warehouse": settings.warehouse}
     if settings.catalog_uri:
         props["uri"] = settings.catalog_uri
@@ -332,7 +332,7 @@ def pyiceberg_catalog_props(settings: Settings) -> dict[str, str]:
     return props
 
 
-def open_table(settings: Settings):  # noqa: ANN201 - pyiceberg Table
+def open_table(settings: Settings):  # returns a pyiceberg Table
     """Open the table with pyiceberg, no JVM: for notebooks, serving and monitoring."""
     if settings.catalog_type == "hadoop":
         from pyiceberg.table import StaticTable

@@ -114,9 +114,12 @@ def installed_distribution(candidates: Sequence[str]) -> str:
 
 
 def pip_requirements() -> list[str]:
-    """Pinned requirements of the running environment, given explicitly so MLflow does not
-    spend seconds inferring them per logged model. A tuple entry is alternatives (the one
-    installed is named), so a model trained on a Mac asks for xgboost, not xgboost-cpu."""
+    """Pinned requirements of the running environment, for logging with a model.
+
+    Given explicitly so MLflow does not spend seconds inferring them per logged model. A tuple
+    entry is alternatives (the one installed is named), so a model trained on a Mac asks for
+    xgboost, not xgboost-cpu.
+    """
     from importlib.metadata import version
 
     names = [installed_distribution(pkg) if isinstance(pkg, tuple) else pkg for pkg in PIP_REQUIREMENTS_PACKAGES]

@@ -135,8 +135,10 @@ def request_bodies(records: pd.DataFrame, times: Sequence[datetime]) -> list[dic
 
 
 def champion_holdout(settings: Settings) -> tuple[pd.DataFrame, str]:
-    """The champion's own held-out test rows (its run's snapshot, data mode and seed), so a model
-    trained with any `--seed` is never sent a row it was fitted on."""
+    """The champion's own held-out test rows (its run's snapshot, data mode and seed).
+
+    This way a model trained with any `--seed` is never sent a row it was fitted on.
+    """
     from lib.lake import spark_session
     from lib.registry import require_champion, version_holdout
 

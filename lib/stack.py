@@ -124,7 +124,7 @@ def pg_bin(name: str) -> Path:
 
 
 def spark_class() -> Path:
-    """pyspark's own launcher script, so the cluster runs the same Spark as the driver."""
+    """The launcher script of the installed pyspark, so the cluster runs the same Spark as the driver."""
     import pyspark
 
     script = Path(pyspark.__file__).parent / "bin" / "spark-class"

@@ -153,7 +153,7 @@ def endpoint(settings: Settings) -> Endpoint:
 
 
 def error_detail(response: httpx.Response, limit: int | None = None) -> str:
-    """ "HTTP <status>: <detail>" of an error answer: the server's `detail` field, else the raw text.
+    """Render an error answer as "HTTP <status>: <detail>": the server's `detail` field, else the raw text.
 
     The one extractor for every client of the server (scripts, simulator, demo); `limit` cuts a
     long detail for one-line logs.

@@ -1,5 +1,6 @@
-"""What routes need, reached through FastAPI dependencies (tests swap them with
-`app.dependency_overrides` instead of mutating the app).
+"""What routes need, reached through FastAPI dependencies.
+
+Tests swap them with `app.dependency_overrides` instead of mutating the app.
 
 `ModelDep` is the model serving right now (503 when none is loaded): a request takes it once and
 finishes on it even if a hot swap happens meanwhile. The rest are the app's long-lived parts,

@@ -52,8 +52,10 @@ def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def field_path(loc: tuple[Any, ...]) -> str:
-    """('body', 'request', 'records', 0, 'age') -> 'request[0].age': the path a client wrote,
-    without pydantic's union tags (record/records under `request`, one/batch for /feedback)."""
+    """The field path as a client wrote it: ('body', 'request', 'records', 0, 'age') -> 'request[0].age'.
+
+    Drops pydantic's union tags (record/records under `request`, one/batch for /feedback).
+    """
     items = list(loc[1:] if loc and loc[0] == "body" else loc)
     if items and items[0] in ("one", "batch"):
         del items[0]
@@ -66,7 +68,7 @@ def field_path(loc: tuple[Any, ...]) -> str:
 
 
 def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
-    """pydantic's errors as {field, message} pairs a client can act on."""
+    """Turn pydantic's errors into {field, message} pairs a client can act on."""
     out = []
     for err in exc.errors():
         if err.get("type") == "json_invalid":

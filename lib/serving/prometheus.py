@@ -1,5 +1,8 @@
-"""The server's Prometheus metrics: requests, errors and latency per route and served version,
-records scored, hot swaps, and the state of the prediction-log writer."""
+"""The server's Prometheus metrics.
+
+Requests, errors and latency per route and served version, records scored, hot swaps, and the
+state of the prediction-log writer.
+"""
 
 from __future__ import annotations
 

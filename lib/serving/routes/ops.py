@@ -1,5 +1,8 @@
-"""Operational routes, open without the key: GET /health (liveness), /ready and /ping (readiness;
-/ping is MLflow's health path), /version (the served model and its decision threshold), /metrics."""
+"""Operational routes, open without the key.
+
+GET /health (liveness), /ready and /ping (readiness; /ping is MLflow's health path), /version
+(the served model and its decision threshold), /metrics.
+"""
 
 from __future__ import annotations
 
