@@ -87,7 +87,9 @@ class MetricsStoreError(RuntimeError):
 class LogRow(Protocol):
     """A prediction as the writer hands it over (`lib.serving.prediction_log.PredictionRow`)."""
 
-    def as_db(self) -> dict[str, Any]: ...
+    def as_db(self) -> dict[str, Any]:
+        """The row as the predictions table's column values."""
+        ...
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -192,10 +194,12 @@ class MetricsStore:
     # --- reads ----------------------------------------------------------------------------------
 
     def count_predictions(self) -> int:
+        """Rows in the prediction log, counted by the database, not transferred."""
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(predictions)) or 0)
 
     def count_feedback(self) -> int:
+        """Ground-truth labels received, counted by the database, not transferred."""
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(ground_truth)) or 0)
 

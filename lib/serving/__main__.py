@@ -74,6 +74,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Start, stop, or inspect the model server; returns the exit code."""
     args = build_parser().parse_args(argv)
     setup_logging(is_verbose(args), fmt="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -98,6 +98,7 @@ def ensure_access_key(settings: Settings) -> str:
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
+    """Listen before uvicorn starts: a busy port fails with a one-line fix, and port 0's real port is known."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
