@@ -103,10 +103,12 @@ class Settings:
 
     @property
     def namespace(self) -> str:
+        """Iceberg namespace of this user's tables, so lab users can share one catalog."""
         return f"bnk_mlops_hol_{self.user}"
 
     @property
     def table_name(self) -> str:
+        """Name of this user's campaign table inside `namespace`."""
         return f"bank_marketing_{self.user}"
 
     @property
@@ -116,30 +118,37 @@ class Settings:
 
     @property
     def experiment_name(self) -> str:
+        """MLflow experiment of the initial training runs (03)."""
         return f"xgb-bank-marketing-{self.user}"
 
     @property
     def retrain_experiment_name(self) -> str:
+        """MLflow experiment of the retraining runs (06), kept apart from the first training's."""
         return f"xgb-bank-marketing-incremental-{self.user}"
 
     @property
     def model_name(self) -> str:
+        """Registered model name, per user so lab users share one registry."""
         return f"bank-promo-{self.user}"
 
     @property
     def csv_path(self) -> Path:
+        """The raw bank-marketing CSV the lab ingests."""
         return self.data_dir / "bank-full.csv"
 
     @property
     def batches_dir(self) -> Path:
+        """Where the simulated new-data batches are written as CSV files."""
         return self.data_dir / "batches"
 
     @property
     def serve_url(self) -> str:
+        """Base URL clients use to reach the model server."""
         return f"http://{self.serve_host}:{self.serve_port}"
 
     @property
     def access_key_file(self) -> Path:
+        """File (mode 0600) holding the model server's access key, for clients on this machine."""
         return self.run_dir / "access_key"
 
 

@@ -64,6 +64,7 @@ class Cutoff:
 
     @property
     def share_called(self) -> float:
+        """Share of the rows the cut-off sends to a call."""
         return self.calls / self.rows
 
     @property
@@ -73,6 +74,7 @@ class Cutoff:
 
     @property
     def precision(self) -> float:
+        """Share of the calls that end in a deposit (NaN when nobody is called)."""
         return self.conversions / self.calls if self.calls else math.nan
 
 
@@ -191,6 +193,7 @@ class EconomicsReport:
     curve: pd.DataFrame
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, as logged to MLflow; the curve is thinned to keep the artifact small."""
         return {
             "cost_per_call": self.economics.cost_per_call,
             "value_per_deposit": self.economics.value_per_deposit,
@@ -212,6 +215,7 @@ class EconomicsReport:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EconomicsReport:
+        """Rebuild a report from its logged JSON (`to_dict`'s output)."""
         cut = data["cutoff"]
         return cls(
             economics=CampaignEconomics(float(data["cost_per_call"]), float(data["value_per_deposit"])),

@@ -42,6 +42,8 @@ class LakeError(RuntimeError):
 
 @dataclass(frozen=True)
 class Snapshot:
+    """One Iceberg snapshot of the table: what a training run pins and a rollback returns to."""
+
     snapshot_id: int
     parent_id: int | None
     committed_at: datetime
@@ -51,10 +53,12 @@ class Snapshot:
 
     @property
     def added_records(self) -> int:
+        """Rows the snapshot's commit added (0 when Iceberg's summary does not say)."""
         return int(self.summary.get("added-records", 0))
 
     @property
     def total_records(self) -> int:
+        """Rows in the table as of this snapshot (0 when Iceberg's summary does not say)."""
         return int(self.summary.get("total-records", 0))
 
 
@@ -183,10 +187,12 @@ def get_spark(settings: Settings | None = None, app_name: str = "bank-marketing"
 
 
 def table_exists(spark: SparkSession, settings: Settings) -> bool:
+    """Whether the campaign table is in the catalog yet."""
     return bool(spark.catalog.tableExists(settings.table_ident))
 
 
 def require_table(spark: SparkSession, settings: Settings) -> None:
+    """Fail with what to run when the table has not been written yet."""
     if not table_exists(spark, settings):
         raise LakeError(f"table {settings.table_ident} does not exist: run 01_write_to_dl.py first")
 
@@ -254,6 +260,7 @@ def current_snapshot_id(spark: SparkSession, settings: Settings) -> int:
 
 
 def get_snapshot(spark: SparkSession, settings: Settings, snapshot_id: int) -> Snapshot:
+    """The snapshot with this id, or a LakeError that says how to list the valid ones."""
     for snap in list_snapshots(spark, settings):
         if snap.snapshot_id == snapshot_id:
             return snap
@@ -308,14 +315,14 @@ def _hadoop_metadata_file(settings: Settings) -> Path:
     return meta_dir / f"v{hint.read_text().strip()}.metadata.json"
 
 
-def _pyiceberg_catalog(settings: Settings):  # noqa: ANN202 - pyiceberg Catalog
+def _pyiceberg_catalog(settings: Settings):  # returns a pyiceberg Catalog
     from pyiceberg.catalog import load_catalog
 
     return load_catalog(settings.catalog_name, **pyiceberg_catalog_props(settings))
 
 
 def pyiceberg_catalog_props(settings: Settings) -> dict[str, str]:
-    """pyiceberg properties for the catalog Spark uses; `jdbc` opens the same database as a SQL catalog."""
+    """Properties that open, with pyiceberg, the catalog Spark uses; `jdbc` becomes a SQL catalog on the same DB."""
     props: dict[str, str] = {"warehouse": settings.warehouse}
     if settings.catalog_uri:
         props["uri"] = settings.catalog_uri
@@ -332,7 +339,7 @@ def pyiceberg_catalog_props(settings: Settings) -> dict[str, str]:
     return props
 
 
-def open_table(settings: Settings):  # noqa: ANN201 - pyiceberg Table
+def open_table(settings: Settings):  # returns a pyiceberg Table
     """Open the table with pyiceberg, no JVM: for notebooks, serving and monitoring."""
     if settings.catalog_type == "hadoop":
         from pyiceberg.table import StaticTable
@@ -396,6 +403,7 @@ def spark_session(settings: Settings) -> Iterator[SparkSession]:
 
 
 def format_snapshots(snapshots: list[Snapshot]) -> str:
+    """The snapshot list as a fixed-width table for the terminal, current one marked."""
     lines = [f"{'':2}{'snapshot_id':>20}  {'parent_id':>20}  {'committed_at':19}  {'op':9}  rows"]
     for s in snapshots:
         mark = "*" if s.is_current else ""
@@ -423,6 +431,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """List the table's snapshots or roll it back; returns the exit code."""
     args = build_parser().parse_args(argv)
     setup_logging(is_verbose(args))
     settings = cli_settings()

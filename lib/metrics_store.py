@@ -87,7 +87,9 @@ class MetricsStoreError(RuntimeError):
 class LogRow(Protocol):
     """A prediction as the writer hands it over (`lib.serving.prediction_log.PredictionRow`)."""
 
-    def as_db(self) -> dict[str, Any]: ...
+    def as_db(self) -> dict[str, Any]:
+        """The row as the predictions table's column values."""
+        ...
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -192,10 +194,12 @@ class MetricsStore:
     # --- reads ----------------------------------------------------------------------------------
 
     def count_predictions(self) -> int:
+        """Rows in the prediction log, counted by the database, not transferred."""
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(predictions)) or 0)
 
     def count_feedback(self) -> int:
+        """Ground-truth labels received, counted by the database, not transferred."""
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(ground_truth)) or 0)
 
@@ -242,8 +246,10 @@ class MetricsStore:
         model_version: str | int | None = None,
         model_name: str | None = None,
     ) -> LogSpan:
-        """How many predictions (and labels) match the filters, and their event-time range: one
-        aggregate query, no rows transferred."""
+        """How many predictions (and labels) match the filters, and their event-time range.
+
+        One aggregate query, no rows transferred.
+        """
         p, g = predictions, ground_truth
         query = select(
             func.count(p.c.uuid), func.count(g.c.uuid), func.min(p.c.event_ts), func.max(p.c.event_ts)
@@ -254,8 +260,11 @@ class MetricsStore:
         return LogSpan(int(rows or 0), int(labelled or 0), _as_utc(first), _as_utc(last))
 
     def log_counts(self, model_name: str | None = None) -> list[VersionCount]:
-        """Predictions and labels logged per (model name, version): one GROUP BY query, so a
-        monitoring scrape never transfers rows. Cumulative: rows are only ever added."""
+        """Predictions and labels logged per (model name, version).
+
+        One GROUP BY query, so a monitoring scrape never transfers rows. Cumulative: rows are only
+        ever added.
+        """
         p, g = predictions, ground_truth
         query = (
             select(p.c.model_name, p.c.model_version, func.count(p.c.uuid), func.count(g.c.uuid))

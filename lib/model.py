@@ -48,9 +48,11 @@ class BankModel(mlflow.pyfunc.PythonModel):
     threshold: float
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        """MLflow's hook: load the booster and feature spec logged as the model's artifacts."""
         self.load(Path(context.artifacts["booster"]), Path(context.artifacts["feature_spec"]))
 
     def load(self, booster_path: Path, spec_path: Path) -> None:
+        """Load a saved booster and its feature spec; one thread, as the server scores on one core."""
         spec = json.loads(spec_path.read_text())
         self.features = FeatureSet.from_dict(spec)
         self.threshold = float(spec["threshold"])
@@ -62,6 +64,7 @@ class BankModel(mlflow.pyfunc.PythonModel):
         return self.booster.inplace_predict(matrix, validate_features=False)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """Score raw rows: the 0/1 decision at the model's threshold and the probability."""
         proba = self._proba(encode_frame(model_input, self.features))
         return pd.DataFrame(
             {
@@ -114,9 +117,12 @@ def installed_distribution(candidates: Sequence[str]) -> str:
 
 
 def pip_requirements() -> list[str]:
-    """Pinned requirements of the running environment, given explicitly so MLflow does not
-    spend seconds inferring them per logged model. A tuple entry is alternatives (the one
-    installed is named), so a model trained on a Mac asks for xgboost, not xgboost-cpu."""
+    """Pinned requirements of the running environment, for logging with a model.
+
+    Given explicitly so MLflow does not spend seconds inferring them per logged model. A tuple
+    entry is alternatives (the one installed is named), so a model trained on a Mac asks for
+    xgboost, not xgboost-cpu.
+    """
     from importlib.metadata import version
 
     names = [installed_distribution(pkg) if isinstance(pkg, tuple) else pkg for pkg in PIP_REQUIREMENTS_PACKAGES]

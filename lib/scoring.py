@@ -67,6 +67,7 @@ class ScoringError(RuntimeError):
 
 
 def call_list_name(settings: Settings) -> str:
+    """Table name of this user's call list, per user like the customer table."""
     return f"call_list_{settings.user}"
 
 
@@ -87,6 +88,7 @@ class ChampionModel:
 
     @property
     def columns(self) -> tuple[str, ...]:
+        """The raw input columns the model expects, in order."""
         return self.model.features.columns
 
     def payload(self) -> dict[str, Any]:
@@ -237,6 +239,7 @@ def _lock(settings: Settings):  # -> filelock.FileLock (imported lazily)
 
 
 def call_list_snapshot_id(spark: SparkSession, settings: Settings) -> int:
+    """The call list's current snapshot id, read after a refresh so it is this run's write."""
     ident = call_list_ident(settings)
     spark.sql(f"REFRESH TABLE {ident}")
     row = spark.sql(f"SELECT snapshot_id FROM {ident}.history ORDER BY made_current_at DESC LIMIT 1").first()
@@ -390,6 +393,8 @@ def load_economics(settings: Settings, version: str | None = None) -> tuple[Vers
 
 @dataclass(frozen=True)
 class ScoringResult:
+    """What one batch-scoring run read, decided and wrote, for the script's summary and its MLflow run."""
+
     table: str
     source_snapshot_id: int
     rows: int

@@ -67,38 +67,48 @@ class StackError(RuntimeError):
 
 @dataclass(frozen=True)
 class StackPaths:
+    """Where everything of one stack lives, derived from its directory so `up`, `down` and `status` agree."""
+
     root: Path
 
     @property
     def env_file(self) -> Path:
+        """The settings to source before the lab's scripts, next to (not in) the stack directory."""
         return self.root.with_suffix(".env")
 
     @property
     def state_file(self) -> Path:
+        """What `up` started (pids, ports, logs), read by `status` and `down`."""
         return self.root / "state.json"
 
     @property
     def pg_dir(self) -> Path:
+        """PostgreSQL's directory: its data, log and Unix socket."""
         return self.root / "postgres"
 
     @property
     def pg_data(self) -> Path:
+        """The PostgreSQL cluster's data directory."""
         return self.pg_dir / "data"
 
     @property
     def pg_log(self) -> Path:
+        """PostgreSQL's server log."""
         return self.pg_dir / "postgres.log"
 
     @property
     def warehouse(self) -> Path:
+        """The Iceberg warehouse the stack's catalog points at."""
         return self.root / "warehouse"
 
     @property
     def artifacts(self) -> Path:
+        """The MLflow server's artifact store."""
         return self.root / "mlartifacts"
 
     @property
     def logs(self) -> Path:
+        """Logs of the MLflow server and the Spark daemons."""
         return self.root / "logs"
 
 
@@ -124,7 +134,7 @@ def pg_bin(name: str) -> Path:
 
 
 def spark_class() -> Path:
-    """pyspark's own launcher script, so the cluster runs the same Spark as the driver."""
+    """The launcher script of the installed pyspark, so the cluster runs the same Spark as the driver."""
     import pyspark
 
     script = Path(pyspark.__file__).parent / "bin" / "spark-class"
@@ -567,6 +577,8 @@ def down(root: Path) -> list[str]:
 
 @dataclass(frozen=True)
 class ServiceStatus:
+    """One line of `status`: a recorded service, whether it runs and answers, and where."""
+
     name: str
     pid: int
     running: bool
@@ -600,6 +612,7 @@ def status(root: Path) -> list[ServiceStatus]:
 
 
 def build_parser() -> ArgumentParser:
+    """`up`, `down`, `status` and `user OWNER`, each with `--dir`; usage errors exit 64."""
     settings = cli_settings()
     parser = ArgumentParser(prog="python -m lib.stack", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -622,6 +635,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one stack command and print its summary; returns the exit code."""
     args = build_parser().parse_args(argv)
     setup_logging(is_verbose(args))
     settings = cli_settings()

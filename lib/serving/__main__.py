@@ -20,7 +20,7 @@ from lib.serving.client import EndpointError, ServingClient, endpoint, log_path
 from lib.serving.loader import ServingError
 
 
-def _status(settings) -> int:  # noqa: ANN001 - Settings
+def _status(settings) -> int:  # settings: Settings
     try:
         ep = endpoint(settings)
     except EndpointError as exc:
@@ -38,7 +38,7 @@ def _status(settings) -> int:  # noqa: ANN001 - Settings
     return 0
 
 
-def _logs(settings, lines: int) -> int:  # noqa: ANN001 - Settings
+def _logs(settings, lines: int) -> int:  # settings: Settings
     path = log_path(settings)
     if not path.is_file():
         print(f"error: no server log at {path}: run 04_api_deployment.py first", file=sys.stderr)
@@ -74,6 +74,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Start, stop, or inspect the model server; returns the exit code."""
     args = build_parser().parse_args(argv)
     setup_logging(is_verbose(args), fmt="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -29,6 +29,7 @@ MAX_DIGITS = 20
 
 
 def is_csv(content_type: str | None) -> bool:
+    """Whether a Content-Type header announces a CSV body (parameters such as charset ignored)."""
     return content_type is not None and content_type.partition(";")[0].strip().lower() == CSV_MEDIA_TYPE
 
 
@@ -107,6 +108,7 @@ class CsvRoute(APIRoute):
     """A route that also takes `text/csv` bodies (parsed here, validated like JSON `dataframe_records`)."""
 
     def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        """Wrap FastAPI's handler so a CSV body reaches it as parsed `dataframe_records` JSON."""
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:

@@ -1,5 +1,6 @@
-"""What routes need, reached through FastAPI dependencies (tests swap them with
-`app.dependency_overrides` instead of mutating the app).
+"""What routes need, reached through FastAPI dependencies.
+
+Tests swap them with `app.dependency_overrides` instead of mutating the app.
 
 `ModelDep` is the model serving right now (503 when none is loaded): a request takes it once and
 finishes on it even if a hot swap happens meanwhile. The rest are the app's long-lived parts,
@@ -22,10 +23,12 @@ from lib.serving.scoring import Scorer
 
 
 async def get_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
     return request.app.state.settings
 
 
 async def get_holder(request: Request) -> ModelHolder:
+    """The model holder, for routes that swap the model (reload)."""
     return request.app.state.holder
 
 
@@ -35,24 +38,29 @@ async def get_current_model(request: Request) -> LoadedModel | None:
 
 
 async def get_model(current: Annotated[LoadedModel | None, Depends(get_current_model)]) -> LoadedModel:
+    """The served model, or 503 while none is loaded."""
     if current is None:
         raise HTTPException(503, "no model loaded")
     return current
 
 
 async def get_scorer(request: Request) -> Scorer:
+    """The app's scorer, shared by the scoring routes."""
     return request.app.state.scorer
 
 
 async def get_store(request: Request) -> MetricsStore:
+    """The prediction-log store, for routes that read it (feedback checks uuids)."""
     return request.app.state.store
 
 
 async def get_writer(request: Request) -> PredictionWriter:
+    """The background writer that batches prediction-log rows."""
     return request.app.state.writer
 
 
 async def get_metrics(request: Request) -> Metrics:
+    """The app's Prometheus metrics."""
     return request.app.state.metrics
 
 

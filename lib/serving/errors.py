@@ -35,6 +35,7 @@ class JSONResponse(FastAPIJSONResponse):
     """ASCII-escaped JSON, so no client-supplied string (even a lone surrogate) can break encoding."""
 
     def render(self, content: Any) -> bytes:
+        """Compact, ASCII-only JSON; NaN or infinity is refused rather than written as invalid JSON."""
         return json.dumps(content, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
@@ -52,8 +53,10 @@ def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def field_path(loc: tuple[Any, ...]) -> str:
-    """('body', 'request', 'records', 0, 'age') -> 'request[0].age': the path a client wrote,
-    without pydantic's union tags (record/records under `request`, one/batch for /feedback)."""
+    """The field path as a client wrote it: ('body', 'request', 'records', 0, 'age') -> 'request[0].age'.
+
+    Drops pydantic's union tags (record/records under `request`, one/batch for /feedback).
+    """
     items = list(loc[1:] if loc and loc[0] == "body" else loc)
     if items and items[0] in ("one", "batch"):
         del items[0]
@@ -66,7 +69,7 @@ def field_path(loc: tuple[Any, ...]) -> str:
 
 
 def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
-    """pydantic's errors as {field, message} pairs a client can act on."""
+    """Turn pydantic's errors into {field, message} pairs a client can act on."""
     out = []
     for err in exc.errors():
         if err.get("type") == "json_invalid":
@@ -83,6 +86,7 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 
 
 async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+    """422 with every field problem; `detail` names the first."""
     assert isinstance(exc, RequestValidationError)
     errors = validation_errors(exc)
     first = errors[0] if errors else {"field": "body", "message": "invalid"}
@@ -90,20 +94,24 @@ async def on_validation(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def on_feature(_: Request, exc: Exception) -> JSONResponse:
+    """422 for input the feature checks reject, with their message."""
     return error(422, str(exc))
 
 
 async def on_store(_: Request, exc: Exception) -> JSONResponse:
+    """503 when the prediction-log database fails; the cause goes to the server log."""
     log.error("prediction log unavailable: %s", exc)
     return error(503, f"prediction log unavailable: {type(exc).__name__}; see the server log")
 
 
 async def on_http(_: Request, exc: Exception) -> JSONResponse:
+    """The error body for HTTP errors raised by routes and Starlette, keeping their headers."""
     assert isinstance(exc, HTTPException)
     return error(exc.status_code, str(exc.detail), **(exc.headers or {}))
 
 
 async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+    """500 without internals for an unexpected error; the traceback goes to the server log."""
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error(500, f"internal error ({type(exc).__name__}); see the server log")
 

@@ -46,14 +46,17 @@ class LoadedModel:
 
     @property
     def name(self) -> str:
+        """Registered model name of the served version."""
         return self.info.name
 
     @property
     def version(self) -> str:
+        """Registry version number of the served model, as a string."""
         return self.info.version
 
     @property
     def features(self) -> FeatureSet:
+        """The feature set the model was trained with, which requests are checked against."""
         return self.model.features
 
 
@@ -112,6 +115,7 @@ class ModelHolder:
         self._watcher: threading.Thread | None = None
 
     def resolve(self) -> VersionInfo:
+        """The version the alias names now, or a ServingError saying to run 04_api_deployment.py."""
         info = get_alias(self.settings, self.alias)
         if info is None:
             name = self.settings.model_name
@@ -142,6 +146,7 @@ class ModelHolder:
         self._watcher.start()
 
     def stop_watcher(self) -> None:
+        """Stop the alias-watcher thread, waiting up to 10 s for it to end."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=10)

@@ -34,6 +34,7 @@ class ObserveMiddleware:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Time the request and count its response by route, status and served version."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -88,6 +89,7 @@ class GuardMiddleware:
         return key.encode("utf-8", "surrogatepass") if isinstance(key, str) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse oversized bodies (413) and, on protected paths, a missing or wrong key (401)."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -48,6 +48,7 @@ class PredictionRow(NamedTuple):
     latency_ms: float
 
     def as_db(self) -> dict[str, Any]:
+        """The row as the predictions table's column values, times as naive UTC."""
         return {
             "uuid": self.uuid,
             "ts": to_utc_naive(self.ts),
@@ -133,6 +134,7 @@ class PredictionWriter:
         self._thread = threading.Thread(target=self._run, name="prediction-sender", daemon=True)
 
     def start(self) -> PredictionWriter:
+        """Launch the writer process and the sender thread that feeds it; a no-op once started."""
         if self._process is not None:
             return self
         rows_r, rows_w = os.pipe()
@@ -149,14 +151,17 @@ class PredictionWriter:
 
     @property
     def pid(self) -> int | None:
+        """The writer process's pid, None before `start`."""
         return self._process.pid if self._process is not None else None
 
     @property
     def alive(self) -> bool:
+        """Whether the writer process is running (exported as a Prometheus gauge)."""
         return self._process is not None and self._process.poll() is None
 
     @property
     def backlog(self) -> int:
+        """Rows submitted but neither written nor dropped yet."""
         return self.submitted - self.written - self.dropped
 
     def submit(self, rows: Sequence[PredictionRow]) -> None:
@@ -256,6 +261,7 @@ class PredictionWriter:
 
 
 def build_parser() -> ArgumentParser:
+    """Arguments of the writer process, which PredictionWriter passes; not meant for a person."""
     parser = ArgumentParser(
         prog="python -m lib.serving.prediction_log",
         description="The prediction-log writer process (started by PredictionWriter, not by hand).",

@@ -1,5 +1,8 @@
-"""The server's Prometheus metrics: requests, errors and latency per route and served version,
-records scored, hot swaps, and the state of the prediction-log writer."""
+"""The server's Prometheus metrics.
+
+Requests, errors and latency per route and served version, records scored, hot swaps, and the
+state of the prediction-log writer.
+"""
 
 from __future__ import annotations
 
@@ -65,12 +68,14 @@ class Metrics:
         self.routes = frozenset(paths)
 
     def swapped(self, old: LoadedModel | None, new: LoadedModel) -> None:
+        """Hot-swap hook: move the served-model info gauge to the new version and count the swap."""
         if old is not None:
             self.info.remove(old.name, old.version)
             self.swaps.inc()
         self.info.labels(new.name, new.version).set(1)
 
     def version(self) -> str:
+        """The served version for metric labels, "none" before a model is loaded."""
         current = self.holder.current
         return current.version if current is not None else "none"
 

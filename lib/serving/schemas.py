@@ -75,8 +75,11 @@ def _event_time_text(value: Any) -> Any:
 
 
 def _event_time(value: datetime) -> datetime:
-    """Naive times are UTC; the year range (as written, also in the schema's pattern) keeps the log
-    readable as pandas timestamps."""
+    """Validate an event time and make it timezone-aware.
+
+    Naive times are UTC; the year range (as written, also in the schema's pattern) keeps the log
+    readable as pandas timestamps.
+    """
     if not EVENT_TIME_MIN.year <= value.year < EVENT_TIME_MAX.year:
         raise ValueError(f"must be between {EVENT_TIME_MIN:%Y-%m-%d} and {EVENT_TIME_MAX:%Y-%m-%d}")
     aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
@@ -165,8 +168,11 @@ INVOCATION_INPUTS = ("dataframe_split", "dataframe_records", "instances", "input
 
 
 def _one_of_inputs(schema: dict[str, Any]) -> None:
-    """The input forms are given as values, never null. That exactly one is given is said in the
-    description only: a `oneOf` over them makes schema-driven generators (schemathesis) crawl."""
+    """The input forms are given as values, never null.
+
+    That exactly one is given is said in the description only: a `oneOf` over them makes
+    schema-driven generators (schemathesis) crawl.
+    """
     props = schema["properties"]
     for name in INVOCATION_INPUTS:
         variants = [v for v in props[name].pop("anyOf") if v.get("type") != "null"]
@@ -218,7 +224,7 @@ def _predict_body(record: type[BaseModel], max_batch: int) -> type[BaseModel]:
             Discriminator(_request_kind),
         ]
         event_time: EventTime | None = None
-        accessKey: AccessKey | None = None  # noqa: N815 - CML's field name
+        accessKey: AccessKey | None = None  # CML's field name
 
         def records(self) -> list[dict[str, Any]]:
             return self.request if isinstance(self.request, list) else [self.request]
@@ -250,7 +256,7 @@ def _invocations_body(max_batch: int) -> type[BaseModel]:
         params: dict[str, Any] | None = Field(
             default=None, description="not supported: must be empty", json_schema_extra={"maxProperties": 0}
         )
-        accessKey: AccessKey | None = None  # noqa: N815
+        accessKey: AccessKey | None = None
 
         @model_validator(mode="after")
         def _one_input(self) -> InvocationsRequest:
@@ -300,7 +306,7 @@ def _feedback_body(max_batch: int) -> Any:
     class FeedbackOne(FeedbackItem):
         """Ground truth for one prediction."""
 
-        accessKey: AccessKey | None = None  # noqa: N815
+        accessKey: AccessKey | None = None
 
         def items(self) -> list[dict[str, Any]]:
             return [self.item()]
@@ -310,7 +316,7 @@ def _feedback_body(max_batch: int) -> Any:
 
         model_config = FORBID
         feedback: list[FeedbackItem] = Field(min_length=1, max_length=max_batch)
-        accessKey: AccessKey | None = None  # noqa: N815
+        accessKey: AccessKey | None = None
 
         def items(self) -> list[dict[str, Any]]:
             return [f.item() for f in self.feedback]
@@ -334,7 +340,7 @@ def build_schemas(features: FeatureSet, max_batch: int) -> Schemas:
 
         model_config = FORBID
         request: record  # type: ignore[valid-type]
-        accessKey: AccessKey | None = None  # noqa: N815
+        accessKey: AccessKey | None = None
 
     return Schemas(
         predict=_predict_body(record, max_batch),

@@ -68,6 +68,7 @@ class Scorer:
         event_time: datetime | None,
         t0: float,
     ) -> list[str]:
+        """Hand the scored rows to the prediction-log writer and count them; returns their new uuids."""
         now = time.time()
         latency = (time.perf_counter() - t0) * 1000.0
         event = event_time if event_time is not None else now

@@ -51,8 +51,11 @@ _PATHS = ("root", "run_dir")
 
 
 def write_settings_file(settings: Settings) -> Path:
-    """The launcher's serving settings for the child's `--settings-file` (a file, mode 0600, not
-    the command line: a tracking URI may carry credentials and `ps` shows arguments)."""
+    """Write the launcher's serving settings for the child's `--settings-file`.
+
+    A file (mode 0600), not the command line: a tracking URI may carry credentials and `ps` shows
+    arguments.
+    """
     data = {}
     for key in FORWARDED:
         value = getattr(settings, key)
@@ -95,6 +98,7 @@ def ensure_access_key(settings: Settings) -> str:
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
+    """Listen before uvicorn starts: a busy port fails with a one-line fix, and port 0's real port is known."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -108,8 +112,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def server_log_config(level: str = "INFO") -> dict[str, Any]:
-    """One format for uvicorn and our loggers. Applied by uvicorn after the model is loaded, so it
-    also undoes the root-logger setup MLflow's database migrations may have done."""
+    """One format for uvicorn and our loggers.
+
+    Applied by uvicorn after the model is loaded, so it also undoes the root-logger setup MLflow's
+    database migrations may have done.
+    """
     handler = {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
     return {
         "version": 1,

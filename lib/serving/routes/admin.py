@@ -24,6 +24,7 @@ router = APIRouter()
     summary="Load the version the champion alias points at now and swap it in",
 )
 async def reload(holder: HolderDep) -> Response:
+    """Swap in the champion's current version; 503 (still serving the old one) when loading fails."""
     try:
         old, new = await run_in_threadpool(holder.reload)
     except ServingError as exc:

@@ -13,6 +13,7 @@ from lib.serving.responses import FeedbackResponse
 
 
 def build_router(body: schemas.Schemas) -> APIRouter:
+    """The /feedback router, typed with this app's body schemas."""
     router = APIRouter()
 
     @router.post(

@@ -1,5 +1,8 @@
-"""Operational routes, open without the key: GET /health (liveness), /ready and /ping (readiness;
-/ping is MLflow's health path), /version (the served model and its decision threshold), /metrics."""
+"""Operational routes, open without the key.
+
+GET /health (liveness), /ready and /ping (readiness; /ping is MLflow's health path), /version
+(the served model and its decision threshold), /metrics.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ router = APIRouter()
 
 @router.get("/health", response_model=HealthResponse, summary="Liveness")
 async def health() -> Response:
+    """Liveness: the process answers, with its pid."""
     return JSONResponse({"status": "ok", "pid": os.getpid()})
 
 
@@ -30,6 +34,7 @@ def _readiness(current: LoadedModel | None) -> Response:
 
 @router.get("/ready", response_model=ReadyResponse, responses=documented(503), summary="Readiness")
 async def ready(current: CurrentModelDep) -> Response:
+    """Readiness: 200 with the served version once a model is loaded, else 503."""
     return _readiness(current)
 
 
@@ -40,11 +45,13 @@ async def ready(current: CurrentModelDep) -> Response:
     summary="Readiness on MLflow's health path: 200 once a model is loaded",
 )
 async def ping(current: CurrentModelDep) -> Response:
+    """Readiness under the path MLflow's scoring server uses."""
     return _readiness(current)
 
 
 @router.get("/version", response_model=VersionResponse, responses=documented(503), summary="Served model")
 async def version(loaded: ModelDep) -> Response:
+    """Which model version is served, where it came from, and its decision threshold."""
     info = loaded.info
     return JSONResponse(
         {
@@ -63,4 +70,5 @@ async def version(loaded: ModelDep) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def prometheus(metrics: MetricsDep) -> Response:
+    """The server's metrics in Prometheus text format."""
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,5 +1,8 @@
-"""POST /predict (CML model API style), /invocations (MLflow scoring protocol, JSON or CSV) and
-/explain (SHAP contributions for one record)."""
+"""Scoring routes.
+
+POST /predict (CML model API style), /invocations (MLflow scoring protocol, JSON or CSV) and
+/explain (SHAP contributions for one record).
+"""
 
 # no `from __future__ import annotations`: FastAPI must see the per-app body types, not their names
 import math
