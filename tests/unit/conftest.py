@@ -25,6 +25,11 @@ import pytest
 platform.uname().processor  # noqa: B018  (cached by the stdlib after the first call)
 import croniter  # noqa: E402, F401
 
+# Modules that bind `create_engine` by name at import: imported here, before any test patches it,
+# so a unit test importing them first cannot leave the refusing stand-in bound for the
+# integration tests that run later in the same pytest process.
+import lib.metrics_store  # noqa: E402, F401
+
 MESSAGE = "unit tests spawn no process and open no database: move this test to tests/integration"
 
 
