@@ -52,18 +52,30 @@ def run(env: dict[str, str], *cmd: str, timeout: float = 900) -> subprocess.Comp
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Settings]]:
-    """A small real project with a served champion, and the environment Airflow and its tasks run in."""
+def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Airflow's venv and a migrated metadata DB (SQLite) in a temp AIRFLOW_HOME."""
     airflow = airflow_venv()
-    root = tmp_path_factory.mktemp("airflow-project")
     env = {
         **os.environ,
+        "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow-home")),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }  # fmt: skip
+    run(env, str(airflow), "db", "migrate")
+    return env
+
+
+@pytest.fixture(scope="module")
+def project(
+    airflow_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[dict[str, str], Settings]]:
+    """A small real project with a served champion, and the environment Airflow and its tasks run in."""
+    root = tmp_path_factory.mktemp("airflow-project")
+    env = {
+        **airflow_env,
         "PROJECT_ROOT": str(root), "PROJECT_OWNER": "airflow", "SERVE_PORT": "0",
         "SPARK_MASTER": "local[1]", "SPARK_CONF_SPARK_DRIVER_MEMORY": "1g",
         "GATE_TOLERANCE": "1.0",  # the tiny retrain must replace the champion whatever its score
         "JOBS_SPEC": str(write_spec(root / "jobs.yaml")),
-        "AIRFLOW_HOME": str(root / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     }  # fmt: skip
     settings = load_settings(env)
     env["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri  # explicit: this process may have exported another
@@ -74,7 +86,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str
         run(env, py, "01_write_to_dl.py", "--csv", str(write_sample(settings.data_dir)))
         run(env, py, "03_train.py", *TRAIN_ARGS)
         run(env, py, "04_api_deployment.py")
-        run(env, str(airflow), "db", "migrate")
         yield env, settings
     finally:
         subprocess.run([py, "-m", "lib.serving", "stop"], cwd=PROJECT_ROOT, env=env, capture_output=True, timeout=120)
@@ -103,9 +114,23 @@ def test_dags_test_runs_the_chain_and_redeploys(project) -> None:
         assert client.version()["model_version"] == new_champion.version
 
 
-def test_airflow_reads_the_cron_in_the_timezone_of_jobs_yaml(project, tmp_path: Path) -> None:
+def test_a_failing_job_fails_the_dag_run_and_stops_the_chain(airflow_env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "fail.py").write_text("import sys; print('failing on purpose'); sys.exit(3)\n")
+    (tmp_path / "never.py").write_text("raise SystemExit('must not run')\n")
+    spec_path = tmp_path / "jobs.yaml"
+    jobs = [{"name": "Fail", "script": "fail.py"}, {"name": "Never", "script": "never.py", "depends_on": "Fail"}]
+    spec_path.write_text(json.dumps({"jobs": jobs}))
+    env = {**airflow_env, "PROJECT_ROOT": str(tmp_path), "PROJECT_OWNER": "airflow", "JOBS_SPEC": str(spec_path)}
+    done = subprocess.run([str(AIRFLOW), "dags", "test", DAG_ID], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode != 0, done.stdout[-3000:]
+    runs = [(r.job, r.trigger, r.status, r.exit_code) for r in history(load_settings(env), limit=5)]
+    assert runs == [("Fail", "airflow", "failed", 3)]
+
+
+def test_airflow_reads_the_cron_in_the_timezone_of_jobs_yaml(airflow_env: dict[str, str], tmp_path: Path) -> None:
     """A scheduled DAG in real Airflow fires at the same instant as `python -m lib.jobs schedule`."""
-    env, _ = project
+    env = {**airflow_env, "PROJECT_ROOT": str(tmp_path)}
     spec_path = tmp_path / "jobs.yaml"
     spec_path.write_text("timezone: Asia/Kolkata\njobs:\n  - name: Nightly\n    script: n.py\n"
                          "    schedule: '30 3 * * *'\n")  # fmt: skip
