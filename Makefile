@@ -10,7 +10,7 @@ KERNEL := bank-mlops
 LAB_PORT ?= 8888
 MLFLOW_PORT ?= 5000
 
-.PHONY: setup airflow-venv airflow-lock browser-deps services-deps lab mlflow-ui lock demo test test-fast test-unit pyversions-smoke lint format check clean clean-all stack stack-down stack-status
+.PHONY: setup airflow-venv airflow-lock airflow browser-deps services-deps lab mlflow-ui lock demo test test-fast test-unit pyversions-smoke lint format check clean clean-all stack stack-down stack-status
 
 # The interpreter to build the venv with. A name that pyenv knows but has not activated
 # (python3.12 while the global version is 3.11) is looked up with `pyenv prefix 3.12`.
@@ -73,6 +73,20 @@ $(AIRFLOW_STAMP): requirements-airflow.txt | $(STAMP)
 	@touch $(AIRFLOW_STAMP)
 
 airflow-venv: $(AIRFLOW_STAMP)
+
+# Airflow's CLI on this project: home run/airflow (SQLite metadata DB, migrated on first use and after an
+# Airflow upgrade), DAGs from dags/. The DAG's tasks run with this shell's environment (PROJECT_ROOT, ...):
+#   make airflow ARGS="dags list-import-errors --local"      make airflow ARGS="dags test bank_marketing_mlops"
+AIRFLOW_HOME_DIR := $(CURDIR)/run/airflow
+AIRFLOW_RUN = AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False $(AIRFLOW_VENV)/bin/airflow
+$(AIRFLOW_HOME_DIR)/.migrated: $(AIRFLOW_STAMP)
+	@mkdir -p $(AIRFLOW_HOME_DIR)
+	$(AIRFLOW_RUN) db migrate
+	@touch $@
+
+airflow: $(AIRFLOW_HOME_DIR)/.migrated
+	$(AIRFLOW_RUN) $(ARGS)
 
 # Regenerate requirements-airflow.txt from requirements-airflow.in (versions in it are kept unless UPGRADE=1).
 airflow-lock: $(STAMP)
