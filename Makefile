@@ -10,7 +10,7 @@ KERNEL := bank-mlops
 LAB_PORT ?= 8888
 MLFLOW_PORT ?= 5000
 
-.PHONY: setup browser-deps services-deps lab mlflow-ui lock demo test test-fast test-unit pyversions-smoke lint format check clean clean-all stack stack-down stack-status
+.PHONY: setup airflow-venv airflow-lock airflow browser-deps services-deps lab mlflow-ui lock demo test test-fast test-unit pyversions-smoke lint format check clean clean-all stack stack-down stack-status
 
 # The interpreter to build the venv with. A name that pyenv knows but has not activated
 # (python3.12 while the global version is 3.11) is looked up with `pyenv prefix 3.12`.
@@ -54,6 +54,44 @@ browser-deps:
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile requirements.txt --universal --python-version 3.10 --fork-strategy fewest \
 		--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) --quiet -o requirements.lock
+
+# Apache Airflow for dags/ in its own venv (Airflow never shares the project's venv; the DAG's tasks run
+# the project's scripts with $(PY)). Made with uv from the fully pinned requirements-airflow.txt and
+# synced again only when that file changes. Airflow 3.3 needs Python >= 3.11.
+AIRFLOW_PYTHON ?= python3.11
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+$(AIRFLOW_STAMP): requirements-airflow.txt | $(STAMP)
+	@if [ ! -x $(AIRFLOW_VENV)/bin/python ]; then \
+	  exe=$$($(AIRFLOW_PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null); \
+	  test -n "$$exe" || { echo "error: $(AIRFLOW_PYTHON) not found; install Python 3.11 or 3.12 and run make AIRFLOW_PYTHON=<name or path> airflow-venv"; exit 1; }; \
+	  "$$exe" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' \
+	    || { echo "error: $$exe is too old for Airflow 3.3 (needs 3.11+); run make AIRFLOW_PYTHON=python3.11 airflow-venv"; exit 1; }; \
+	  "$$exe" -m venv --without-pip $(AIRFLOW_VENV); \
+	fi
+	$(VENV)/bin/uv pip sync --quiet --python $(AIRFLOW_VENV)/bin/python requirements-airflow.txt
+	@touch $(AIRFLOW_STAMP)
+
+airflow-venv: $(AIRFLOW_STAMP)
+
+# Airflow's CLI on this project: home run/airflow (SQLite metadata DB, migrated on first use and after an
+# Airflow upgrade), DAGs from dags/. The DAG's tasks run with this shell's environment (PROJECT_ROOT, ...):
+#   make airflow ARGS="dags list-import-errors --local"      make airflow ARGS="dags test bank_marketing_mlops"
+AIRFLOW_HOME_DIR := $(CURDIR)/run/airflow
+AIRFLOW_RUN = AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False $(AIRFLOW_VENV)/bin/airflow
+$(AIRFLOW_HOME_DIR)/.migrated: $(AIRFLOW_STAMP)
+	@mkdir -p $(AIRFLOW_HOME_DIR)
+	$(AIRFLOW_RUN) db migrate
+	@touch $@
+
+airflow: $(AIRFLOW_HOME_DIR)/.migrated
+	$(AIRFLOW_RUN) $(ARGS)
+
+# Regenerate requirements-airflow.txt from requirements-airflow.in (versions in it are kept unless UPGRADE=1).
+airflow-lock: $(STAMP)
+	$(VENV)/bin/uv pip compile requirements-airflow.in --universal --python-version 3.11 --fork-strategy fewest \
+		--custom-compile-command "make airflow-lock" $(if $(UPGRADE),--upgrade) --quiet -o requirements-airflow.txt
 
 # JupyterLab on 127.0.0.1, rooted at the project, new notebooks on the project kernel; it prints
 # its URL with the token (the next free port from LAB_PORT) and opens no browser. As root (a container)
@@ -123,4 +161,4 @@ clean:
 	find data -mindepth 1 -maxdepth 1 ! -name vendor -exec rm -rf {} +
 
 clean-all: clean
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(AIRFLOW_VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

@@ -14,15 +14,35 @@ once, and a timeout kills a hung job's whole process group.
   airflow    the same spec as Airflow DAG descriptions (dags/bank_marketing_mlops.py)
   __main__   the CLI: `python -m lib.jobs list|run|history|logs|schedule`
 
-The names below are the package's public surface (all light: PyYAML, SQLAlchemy, tqdm).
+The names below are the package's public surface. The runner's and scheduler's (tqdm, filelock)
+load on first use, so that the DAG file imports only spec/history/airflow (PyYAML, croniter,
+SQLAlchemy), which Airflow's own venv has: Airflow never needs the project's dependencies.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from lib.jobs.history import JobHistory, JobRun, history
-from lib.jobs.runner import ChainResult, JobResult, job_lock_path, run_chain, run_job
-from lib.jobs.scheduler import next_runs, run_scheduler
 from lib.jobs.spec import Job, JobError, JobSpec, load_spec, parse_spec
+
+if TYPE_CHECKING:
+    from lib.jobs.runner import ChainResult, JobResult, job_lock_path, run_chain, run_job
+    from lib.jobs.scheduler import next_runs, run_scheduler
+
+_LAZY = {
+    **dict.fromkeys(("ChainResult", "JobResult", "job_lock_path", "run_chain", "run_job"), "lib.jobs.runner"),
+    **dict.fromkeys(("next_runs", "run_scheduler"), "lib.jobs.scheduler"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load the runner/scheduler names on first use (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'lib.jobs' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
 
 __all__ = [
     "ChainResult",

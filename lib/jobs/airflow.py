@@ -1,6 +1,9 @@
 """The job spec as Airflow DAG descriptions (dags/bank_marketing_mlops.py turns them into BashOperators).
 
-Plain data, no Airflow import: the same translation is tested without Airflow installed.
+Plain data, no Airflow import: the same translation is tested without Airflow installed. Each task
+runs its job through the project's own runner, `python -m lib.jobs --spec <jobs.yaml> run <job>
+--no-deps --trigger airflow`, with the project's Python: the job gets the runner's lock, log file,
+timeout and `ok_codes`, and every Airflow task run is a row in `python -m lib.jobs history`.
 """
 
 from __future__ import annotations
@@ -10,9 +13,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lib.jobs.spec import Job, JobSpec
+from lib.config import PROJECT_ROOT
+from lib.jobs.spec import Job, JobError, JobSpec
 
 DAG_PREFIX = "bank_marketing_mlops"
+TRIGGER = "airflow"
+# Airflow's own execution_timeout is this much longer than the job's, so that the runner's timeout
+# (which kills the job's process group and records "timeout") fires first.
+TIMEOUT_MARGIN_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -28,56 +36,57 @@ class AirflowTask:
 
 @dataclass(frozen=True)
 class AirflowDag:
-    """One DAG for dags/ to render with Airflow's classes: a root job and everything downstream of it."""
+    """One DAG for dags/ to render with Airflow's classes: a root job and everything downstream of it.
+
+    `timezone` is the spec's (an IANA name) or None for the machine's local time: the DAG's cron
+    schedule is read in it, as `python -m lib.jobs schedule` reads it.
+    """
 
     dag_id: str
     schedule: str | None
     description: str
     tasks: tuple[AirflowTask, ...]
+    timezone: str | None = None
 
 
 def default_python(root: Path) -> str:
-    """The project's venv interpreter when there is one (Airflow workers run their own Python)."""
+    """The project's venv interpreter when there is one (Airflow's venv lacks the project's packages)."""
     venv = root / ".venv" / "bin" / "python"
     return str(venv) if venv.exists() else sys.executable
 
 
-def _bash_command(job: Job, project_root: Path, python: str) -> str:
-    """Build the job's command for Airflow's bash operator.
-
-    Exit codes in `ok_codes` become 0, since Airflow fails a task on any other (e.g. the monitoring
-    check's 2 = "an alert fired, retrain started").
-    """
-    command = f"cd {shlex.quote(str(project_root))} && {shlex.join(job.argv(python))}"
-    if job.ok_codes == (0,):
-        return command
-    codes = "|".join(str(c) for c in job.ok_codes)
-    return f"{{ {command}; }}; rc=$?; case $rc in {codes}) exit 0;; esac; exit $rc"
+def _bash_command(job: Job, spec_path: Path, code_root: Path, python: str) -> str:
+    """The job run by the project's runner; its exit code is 0 exactly when the job's code is in `ok_codes`."""
+    argv = [python, "-m", "lib.jobs", "--spec", str(spec_path), "run", job.name, "--no-deps", "--trigger", TRIGGER]
+    return f"cd {shlex.quote(str(code_root))} && {shlex.join(argv)}"
 
 
-def airflow_tasks(spec: JobSpec, project_root: Path, python: str | None = None) -> list[AirflowTask]:
-    """Every job as a BashOperator description: same command, same dependencies, same timeout."""
-    py = python or default_python(project_root)
+def airflow_tasks(spec: JobSpec, python: str | None = None, code_root: Path = PROJECT_ROOT) -> list[AirflowTask]:
+    """Every job as a BashOperator description: same job, same dependencies, same timeout (plus a margin)."""
+    if spec.path is None:
+        raise JobError("Airflow tasks run `python -m lib.jobs --spec <file>`: load the spec from a file (load_spec)")
+    py = python or default_python(code_root)
+    spec_path = spec.path.resolve()
     by_name = {j.name: j for j in spec.jobs}
     return [
         AirflowTask(
             task_id=job.slug,
             job=job.name,
-            bash_command=_bash_command(job, project_root, py),
+            bash_command=_bash_command(job, spec_path, code_root, py),
             upstream=tuple(by_name[d].slug for d in job.depends_on),
-            timeout_s=job.timeout,
+            timeout_s=job.timeout + TIMEOUT_MARGIN_S,
         )
         for job in spec.topological()
     ]
 
 
-def airflow_dags(spec: JobSpec, project_root: Path, python: str | None = None) -> list[AirflowDag]:
+def airflow_dags(spec: JobSpec, python: str | None = None, code_root: Path = PROJECT_ROOT) -> list[AirflowDag]:
     """One DAG per job without dependencies, holding it and everything downstream of it.
 
     The first root in the spec (New Batch) is `bank_marketing_mlops`; other roots (e.g. a
     nightly monitoring check) get `bank_marketing_mlops_<job>` with their own cron schedule.
     """
-    tasks = {t.job: t for t in airflow_tasks(spec, project_root, python)}
+    tasks = {t.job: t for t in airflow_tasks(spec, python, code_root)}
     dags = []
     for i, root in enumerate(spec.roots()):
         members = [tasks[j.name] for j in spec.chain(root.name)]
@@ -88,5 +97,5 @@ def airflow_dags(spec: JobSpec, project_root: Path, python: str | None = None) -
         ]
         dag_id = DAG_PREFIX if i == 0 else f"{DAG_PREFIX}_{root.slug}"
         description = " -> ".join(t.job for t in members)
-        dags.append(AirflowDag(dag_id, root.schedule, description, tuple(members)))
+        dags.append(AirflowDag(dag_id, root.schedule, description, tuple(members), spec.timezone))
     return dags

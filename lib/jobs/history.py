@@ -11,7 +11,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text,
 from lib.config import Settings
 from lib.jobs.spec import Job, JobError
 
-TRIGGERS = ("manual", "dependency", "schedule", "alert")
+TRIGGERS = ("manual", "dependency", "schedule", "alert", "airflow")
 STATUSES = ("running", "succeeded", "failed", "timeout")
 
 _metadata = MetaData()

@@ -1,4 +1,4 @@
-"""A foreground cron scheduler for the jobs with a `schedule:` (local time, like cron)."""
+"""A foreground cron scheduler for the jobs with a `schedule:` (the spec's `timezone`, else local time)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
 from lib.config import Settings
 from lib.jobs.runner import run_chain
@@ -15,7 +16,13 @@ log = logging.getLogger("lib.jobs")
 
 
 def next_runs(spec: JobSpec, after: datetime) -> list[tuple[datetime, Job]]:
-    """The next fire time of every scheduled job after `after` (local time, like cron), soonest first."""
+    """The next fire time of every scheduled job after `after`, soonest first.
+
+    Cron fields are read in the spec's `timezone` (an aware datetime) or, without one, in local time.
+    """
+    tz = spec.tzinfo()
+    if tz is not None:
+        after = after.astimezone(tz)  # a naive `after` is local time
     upcoming = [(next_fire(j, after), j) for j in spec.jobs if j.schedule]
     return sorted(upcoming, key=lambda item: item[0])
 
@@ -33,7 +40,7 @@ def run_scheduler(
     *,
     max_runs: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
-    now: Callable[[], datetime] = datetime.now,
+    now: Callable[[], datetime] | None = None,
 ) -> int:
     """Foreground scheduler: start each scheduled job's chain when its cron time comes.
 
@@ -41,6 +48,8 @@ def run_scheduler(
     missed slot. A failing chain is recorded in the history and the scheduler keeps going.
     Runs until interrupted (or after `max_runs` chains); returns how many chains failed.
     """
+    if now is None:  # aware in the spec's timezone; naive local time without one
+        now = partial(datetime.now, spec.tzinfo())
     start = now()
     due = {job.name: when for when, job in next_runs(spec, start)}
     if not due:

@@ -6,8 +6,10 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -66,6 +68,14 @@ class JobSpec:
 
     jobs: tuple[Job, ...]
     path: Path | None = None
+    timezone: str | None = None  # IANA name of the cron schedules' clock; None: the machine's local time
+
+    def tzinfo(self) -> tzinfo | None:
+        """The schedules' timezone for the scheduler; None means local time (naive datetimes, like cron).
+
+        The Airflow DAG reads the same `timezone` (lib.jobs.airflow), so both fire at the same instant.
+        """
+        return ZoneInfo(self.timezone) if self.timezone else None
 
     @property
     def names(self) -> list[str]:
@@ -197,9 +207,20 @@ def parse_spec(data: Any, source: str = "jobs spec", path: Path | None = None) -
         missing = [d for d in job.depends_on if d not in seen]
         if missing:
             raise JobError(f"{source}: job {job.name!r} depends on unknown job(s) {', '.join(map(repr, missing))}")
-    spec = JobSpec(jobs=jobs, path=path)
+    spec = JobSpec(jobs=jobs, path=path, timezone=_parse_timezone(data.get("timezone"), source))
     spec.topological()
     return spec
+
+
+def _parse_timezone(value: Any, source: str) -> str | None:
+    """An IANA timezone name such as Europe/Lisbon, checked against the tz database; None stays local time."""
+    if value is None:
+        return None
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise JobError(f"{source}: timezone {value!r} is not an IANA timezone name like 'Europe/Lisbon'") from exc
+    return str(value)
 
 
 def load_spec(path: Path) -> JobSpec:

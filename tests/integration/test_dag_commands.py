@@ -1,22 +1,32 @@
-"""The Airflow tasks' bash commands, run for real: ok_codes map to exit 0 the way Airflow needs.
+"""The Airflow tasks' bash commands, run for real: each goes through `python -m lib.jobs run`, so
+ok_codes map to exit 0 the way Airflow needs and every task run is in the job history.
 (The DAG's shape against jobs.yaml is checked without processes in tests/unit/test_dag.py.)"""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from lib.jobs import parse_spec
+from lib.jobs import history, load_spec
 from lib.jobs.airflow import airflow_tasks
+from tests.conftest import make_settings
 
-pytestmark = pytest.mark.integration  # runs bash and a Python job process
+pytestmark = pytest.mark.integration  # runs bash, the job runner and a Python job process
 
 
-@pytest.mark.parametrize(("exit_code", "airflow_exit"), [(0, 0), (2, 0), (1, 1), (3, 3), (64, 64)])
-def test_ok_codes_count_as_success_in_airflow_too(tmp_path: Path, exit_code: int, airflow_exit: int):
-    """Airflow fails a bash task on any non-zero exit, so the command itself maps ok_codes to 0."""
+@pytest.mark.parametrize(("exit_code", "airflow_exit", "status"), [(0, 0, "succeeded"), (2, 0, "succeeded"),
+                                                                    (3, 1, "failed")])  # fmt: skip
+def test_ok_codes_count_as_success_in_airflow_too(tmp_path: Path, exit_code: int, airflow_exit: int, status: str):
+    """Airflow fails a bash task on any non-zero exit; the runner exits 0 exactly for the job's ok_codes."""
     (tmp_path / "job.py").write_text(f"import sys; sys.exit({exit_code})\n")
-    spec = parse_spec({"jobs": [{"name": "Check", "script": "job.py", "ok_codes": [0, 2]}]})
-    [task] = airflow_tasks(spec, tmp_path, python=sys.executable)
-    assert subprocess.run(["bash", "-c", task.bash_command]).returncode == airflow_exit
+    spec_path = tmp_path / "jobs.yaml"
+    spec_path.write_text('{"jobs": [{"name": "Check", "script": "job.py", "ok_codes": [0, 2]}]}')
+    [task] = airflow_tasks(load_spec(spec_path), python=sys.executable)
+    settings = make_settings(tmp_path)
+    env = {**os.environ, "PROJECT_ROOT": str(tmp_path), "PROJECT_OWNER": settings.user}
+    done = subprocess.run(["bash", "-c", task.bash_command], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == airflow_exit, done.stderr
+    [run] = history(settings, limit=5)
+    assert (run.job, run.trigger, run.status, run.exit_code) == ("Check", "airflow", status, exit_code)

@@ -1,7 +1,8 @@
 """The Airflow DAG file names the same jobs and dependencies as jobs.yaml, checked without Airflow.
 
-The DAG file is executed for real against a minimal recording stand-in for the three Airflow
-names it uses (DAG, BashOperator and `>>`), in both the Airflow 2 and Airflow 3 import layouts.
+The DAG file is executed for real against a minimal recording stand-in for the Airflow names it
+uses (DAG, BashOperator, `>>` and pendulum's timezones), in both the Airflow 2 and Airflow 3 import
+layouts. tests/services/test_airflow.py runs it in a real Airflow.
 """
 
 import ast
@@ -9,14 +10,14 @@ import runpy
 import shlex
 import sys
 import types
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from lib.config import PROJECT_ROOT
-from lib.jobs import load_spec, parse_spec
-from lib.jobs.airflow import DAG_PREFIX, airflow_dags, airflow_tasks
+from lib.jobs import JobError, load_spec, next_runs, parse_spec
+from lib.jobs.airflow import DAG_PREFIX, TIMEOUT_MARGIN_S, airflow_dags, airflow_tasks
 
 DAG_FILE = PROJECT_ROOT / "dags" / "bank_marketing_mlops.py"
 
@@ -59,6 +60,10 @@ def install_airflow(monkeypatch: pytest.MonkeyPatch, layout: str) -> None:
     for i in range(2, len(parts) + 1):
         modules[".".join(parts[:i])] = types.ModuleType(".".join(parts[:i]))
     modules[bash_module].BashOperator = RecordingBash
+    pendulum = modules["pendulum"] = types.ModuleType("pendulum")
+    pendulum.timezone = lambda name: ("tz", name)
+    pendulum.local_timezone = lambda: ("tz", "local")
+    pendulum.datetime = lambda *args, tz: ("datetime", args, tz)
     for name, module in modules.items():
         module.__path__ = []  # a package, so submodule imports resolve through sys.modules
         monkeypatch.setitem(sys.modules, name, module)
@@ -87,10 +92,12 @@ def test_dag_matches_jobs_yaml(monkeypatch: pytest.MonkeyPatch, layout: str):
     for task_id, op in dag.tasks.items():
         job = by_task[task_id]
         assert op.upstream == {by_task_name.slug for by_task_name in map(spec.get, job.depends_on)}
-        assert op.execution_timeout == timedelta(seconds=job.timeout)
+        assert op.execution_timeout == timedelta(seconds=job.timeout + TIMEOUT_MARGIN_S)
         cd, _, command = op.bash_command.partition(" && ")
         assert cd == f"cd {shlex.quote(str(PROJECT_ROOT))}"
-        assert shlex.split(command)[1:] == [job.script, *job.args]
+        spec_file = str(PROJECT_ROOT / "jobs.yaml")
+        assert shlex.split(command)[1:] == ["-m", "lib.jobs", "--spec", spec_file, "run", job.name, "--no-deps",
+                                            "--trigger", "airflow"]  # fmt: skip
     assert dag.tasks["retrain_models"].upstream == {"new_batch"}
     assert dag.tasks["redeploy_model"].upstream == {"retrain_models"}
     assert dag.tasks["score_customers"].upstream == {"redeploy_model"}
@@ -108,9 +115,8 @@ def test_every_root_job_gets_its_own_scheduled_dag(tmp_path: Path, monkeypatch: 
     assert dags[nightly].kwargs["schedule"] == "0 2 * * *"
     assert list(dags[nightly].tasks) == ["nightly_monitoring_check"]
     command = dags[nightly].tasks["nightly_monitoring_check"].bash_command
-    assert command.startswith(f"{{ cd {shlex.quote(str(tmp_path))} && ")
-    assert "-m lib.monitoring check --window-hours 24 --trigger-retrain" in command
-    assert "case $rc in 0|2) exit 0;;" in command  # an alert that started retraining is no failure
+    # the runner runs the job in the spec's directory and maps its ok_codes (0, 2) to exit 0
+    assert command.endswith(f"--spec {spec_path} run 'Nightly Monitoring Check' --no-deps --trigger airflow")
 
 
 def test_airflow_tasks_keep_the_graph():
@@ -120,15 +126,55 @@ def test_airflow_tasks_keep_the_graph():
             {"name": "Load Data", "script": "l.py", "depends_on": "Extract", "args": ["--x", "a b"],
              "timeout": "5m"},
             {"name": "Report", "module": "lib.report", "depends_on": ["Extract", "Load Data"]},
-        ]}
+        ]},
+        path=Path("/srv/my project/jobs.yaml"),
     )  # fmt: skip
-    tasks = {t.task_id: t for t in airflow_tasks(spec, Path("/srv/my project"), python="/venv/bin/python")}
-    assert tasks["load_data"].upstream == ("extract",) and tasks["load_data"].timeout_s == 300
-    assert tasks["load_data"].bash_command == "cd '/srv/my project' && /venv/bin/python l.py --x 'a b'"
+    tasks = {t.task_id: t for t in airflow_tasks(spec, python="/venv/bin/python", code_root=Path("/srv/code"))}
+    assert tasks["load_data"].upstream == ("extract",) and tasks["load_data"].timeout_s == 300 + TIMEOUT_MARGIN_S
+    assert tasks["load_data"].bash_command == (
+        "cd /srv/code && /venv/bin/python -m lib.jobs --spec '/srv/my project/jobs.yaml' run 'Load Data' --no-deps "
+        "--trigger airflow"
+    )
     assert tasks["report"].upstream == ("extract", "load_data")
-    assert tasks["report"].bash_command.endswith("/venv/bin/python -m lib.report")
-    [dag] = airflow_dags(spec, Path("/srv"), python="python")
+    [dag] = airflow_dags(spec, python="python")
     assert dag.dag_id == DAG_PREFIX and [t.task_id for t in dag.tasks] == ["extract", "load_data", "report"]
+    with pytest.raises(JobError, match="load the spec from a file"):
+        airflow_tasks(parse_spec({"jobs": [{"name": "E", "script": "e.py"}]}))
+
+
+SCHEDULED = "jobs:\n  - name: Score\n    script: s.py\n    schedule: '30 3 * * *'\n"
+
+
+def test_the_dag_and_the_scheduler_read_cron_in_the_same_timezone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """jobs.yaml's `timezone` is the one definition: the DAG's start_date carries it, the scheduler fires in it."""
+    spec_path = tmp_path / "jobs.yaml"
+    spec_path.write_text("timezone: America/New_York\n" + SCHEDULED)
+    monkeypatch.setenv("JOBS_SPEC", str(spec_path))
+    [dag] = load_dags(monkeypatch).values()
+    assert dag.kwargs["schedule"] == "30 3 * * *"
+    assert dag.kwargs["start_date"] == ("datetime", (2024, 1, 1), ("tz", "America/New_York"))
+    # 03:30 in New York (EST, UTC-5 in January) is 08:30 UTC, whatever the machine's own timezone
+    [(when, job)] = next_runs(load_spec(spec_path), datetime(2026, 1, 10, 0, 0, tzinfo=timezone.utc))
+    assert job.name == "Score" and when == datetime(2026, 1, 10, 8, 30, tzinfo=timezone.utc)
+    [(summer, _)] = next_runs(load_spec(spec_path), datetime(2026, 7, 10, 0, 0, tzinfo=timezone.utc))
+    assert summer == datetime(2026, 7, 10, 7, 30, tzinfo=timezone.utc)  # EDT, UTC-4: cron follows DST
+
+
+def test_without_a_timezone_both_use_local_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    spec_path = tmp_path / "jobs.yaml"
+    spec_path.write_text(SCHEDULED)
+    monkeypatch.setenv("JOBS_SPEC", str(spec_path))
+    [dag] = load_dags(monkeypatch).values()
+    assert dag.kwargs["start_date"] == ("datetime", (2024, 1, 1), ("tz", "local"))
+    spec = load_spec(spec_path)
+    assert spec.tzinfo() is None
+    [(when, _)] = next_runs(spec, datetime(2026, 1, 10, 0, 0))  # naive: the machine's local time, like cron
+    assert when == datetime(2026, 1, 10, 3, 30)
+
+
+def test_an_unknown_timezone_is_rejected():
+    with pytest.raises(JobError, match="'Mars/Olympus' is not an IANA timezone name"):
+        parse_spec({"timezone": "Mars/Olympus", "jobs": [{"name": "E", "script": "e.py"}]})
 
 
 def test_airflow_is_imported_only_by_the_dag_file():
