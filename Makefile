@@ -10,7 +10,7 @@ KERNEL := bank-mlops
 LAB_PORT ?= 8888
 MLFLOW_PORT ?= 5000
 
-.PHONY: setup lab mlflow-ui lock demo test test-fast test-unit pyversions-smoke lint format check clean clean-all
+.PHONY: setup browser-deps services-deps lab mlflow-ui lock demo test test-fast test-unit pyversions-smoke lint format check clean clean-all stack stack-down stack-status
 
 # The interpreter to build the venv with. A name that pyenv knows but has not activated
 # (python3.12 while the global version is 3.11) is looked up with `pyenv prefix 3.12`.
@@ -41,6 +41,13 @@ $(STAMP): requirements.lock requirements-jdk.txt pyproject.toml
 	@touch $(STAMP)
 
 setup: $(STAMP)
+
+# Debian's Chromium for the browser tests (tests/browser): Playwright drives it, never downloads a browser.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+browser-deps:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	@test -x $(CHROMIUM) || { echo "error: no $(CHROMIUM) after apt-get install chromium"; exit 1; }
 
 # Regenerate requirements.lock from requirements.txt for every supported Python and platform.
 # Versions already in the lock are kept (deterministic); `make lock UPGRADE=1` moves them to the newest.
@@ -80,17 +87,38 @@ pyversions-smoke:
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check lib tests benchmarks
+	$(VENV)/bin/ruff format --check .
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format lib tests benchmarks
+	$(VENV)/bin/ruff format .
 
 check: lint test
+
+# The real services' system packages (Debian bookworm: PostgreSQL 15 server, PostgreSQL JDBC driver 42.5),
+# installed only when missing; PostgreSQL's package also creates the `postgres` user that runs it as root.
+PG_BIN := /usr/lib/postgresql/15/bin
+PG_JDBC_JAR := /usr/share/java/postgresql.jar
+services-deps:
+	@test -x $(PG_BIN)/initdb && test -f $(PG_JDBC_JAR) || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql-15 libpostgresql-jdbc-java; }
+
+# A local stack of the real services (PostgreSQL, MLflow server, Spark standalone) under run/stack;
+# its environment goes to run/stack.env: `set -a; . run/stack.env; set +a`.
+stack: $(STAMP) services-deps
+	$(PY) -m lib.stack up
+
+stack-down: $(STAMP)
+	$(PY) -m lib.stack down
+
+stack-status: $(STAMP)
+	$(PY) -m lib.stack status
 
 # Generated state only; the venv stays (clean-all removes it too).
 clean:
 	-@test -x $(PY) && $(PY) -m lib.serving stop 2>/dev/null; true
+	-@test -x $(PY) && $(PY) -m lib.stack down 2>/dev/null; true
 	rm -rf lakehouse mlflow.db mlflow.db-* mlartifacts mlruns metrics.db metrics.db-* run reports spark-warehouse metastore_db derby.log
 	find data -mindepth 1 -maxdepth 1 ! -name vendor -exec rm -rf {} +
 

@@ -1,0 +1,1 @@
+"""The project's code: the numbered scripts, the DAG and the job runner only launch these modules."""

@@ -138,8 +138,10 @@ def _drift_contacts(batch: pd.DataFrame, rng: np.random.Generator) -> pd.DataFra
 
 @dataclass(frozen=True)
 class DriftScenario:
-    """A named shift: `apply(batch, rng)` returns the shifted batch; `features` are the raw
-    columns it moves (what monitoring should flag)."""
+    """A named shift applied to a batch, with the columns monitoring should flag.
+
+    `apply(batch, rng)` returns the shifted batch; `features` are the raw columns it moves.
+    """
 
     description: str
     apply: Callable[[pd.DataFrame, np.random.Generator], pd.DataFrame]
@@ -235,9 +237,11 @@ def _category_problem(col: str, values: pd.Series, allowed: tuple[str, ...], all
 
 
 def validate_batch(df: pd.DataFrame, allow_new_categories: bool = False) -> None:
-    """Check a batch against the raw schema and the feature definition; raise BatchError listing
-    every problem (wrong type, unknown/missing column, unknown category, null, out-of-range,
-    bad target value, empty)."""
+    """Check a batch against the raw schema and the feature definition.
+
+    Raises BatchError listing every problem at once (wrong type, unknown/missing column, unknown
+    category, null, out-of-range, bad target value, empty).
+    """
     problems: list[str] = []
     if df.empty:
         raise BatchError("batch rejected: it has no rows", ["empty batch"])
@@ -320,6 +324,8 @@ def read_batch_csv(path: Path) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class AppendResult:
+    """What an append committed: row counts around it, the new snapshot, its parent, the batch's saved CSV."""
+
     rows: int
     rows_before: int
     rows_after: int
@@ -353,8 +359,10 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_batch_csv(df: pd.DataFrame, path: Path) -> Path:
-    """Write a batch in the UCI format (';'-separated, text quoted) atomically, so `--from-file`
-    and lib.dataset.read_csv read it back unchanged."""
+    """Write a batch atomically in the UCI format (';'-separated, text quoted).
+
+    That is the format `--from-file` and lib.dataset.read_csv read back unchanged.
+    """
     text = df.loc[:, list(RAW_COLUMNS)].to_csv(sep=";", index=False, quoting=csv.QUOTE_NONNUMERIC)
     _atomic_write_text(path, text)
     return path
@@ -365,7 +373,7 @@ def append_lock_path(settings: Settings) -> Path:
     return settings.run_dir / "locks" / f"append-{settings.namespace}.{settings.table_name}.lock"
 
 
-def _append_lock(settings: Settings):  # noqa: ANN202 - filelock.FileLock
+def _append_lock(settings: Settings):  # -> filelock.FileLock (imported lazily)
     from filelock import FileLock
 
     path = append_lock_path(settings)
@@ -455,8 +463,11 @@ def latest_batch_path(settings: Settings) -> Path:
 
 
 def check_batch_in_table(settings: Settings) -> None:
-    """The latest batch must still be in the table: after `lib.lake rollback` past its snapshot,
-    replaying it would send traffic from data the lake no longer holds."""
+    """Refuse to replay the latest batch unless it is still in the table.
+
+    After `lib.lake rollback` past its snapshot, replaying it would send traffic from data the lake
+    no longer holds.
+    """
     from pyiceberg.table.snapshots import ancestors_of
 
     from lib.lake import open_table
@@ -483,9 +494,11 @@ def load_source(settings: Settings) -> tuple[pd.DataFrame, int]:
 
 
 def validate_training_data(df: pd.DataFrame, where: str) -> None:
-    """Retraining refuses data that 05 would have rejected (e.g. a category let in with
-    --allow-new-categories): the model would silently treat it as missing. The message says how
-    to get back to good data."""
+    """Refuse to retrain on data that 05 would have rejected.
+
+    A category let in with --allow-new-categories would silently be treated as missing by the
+    model. The message says how to get back to good data.
+    """
     try:
         validate_batch(df)
     except BatchError as exc:

@@ -89,8 +89,10 @@ def training_options(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 
 
 def train_from_table(settings: Settings, options: TrainingOptions, mode: str = "full") -> TrainResult:
-    """Read the table (Spark session closed before training so its JVM frees the cores), refuse
-    data that breaks the feature definition, then train and log the grid."""
+    """Read the table, refuse data that breaks the feature definition, then train and log the grid.
+
+    The Spark session is closed before training so its JVM frees the cores.
+    """
     with spark_session(settings) as spark:
         data = load_training_data(spark, settings, mode=mode, snapshot_id=options.snapshot_id)
     validate_training_data(data.df, f"{data.table} @ snapshot {data.snapshot_id} ({data.mode})")
@@ -126,9 +128,11 @@ def training_summary(result: TrainResult, options: TrainingOptions, settings: Se
 
 
 def training_main(parser: argparse.ArgumentParser, argv: list[str] | None, settings: Settings, next_step: str) -> int:
-    """The whole of a training script after its parser (built with `add_training_args`): parse, train,
-    summarise. A `--data` option the script added picks full or incremental data; every failure is
-    one `error:` line."""
+    """Run the whole of a training script after its parser: parse, train, summarise.
+
+    The parser is built with `add_training_args`. A `--data` option the script added picks full or
+    incremental data; every failure is one `error:` line.
+    """
     args = parser.parse_args(argv)
     setup_logging(is_verbose(args), level=logging.WARNING)
     try:

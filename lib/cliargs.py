@@ -35,6 +35,7 @@ class ArgumentParser(argparse.ArgumentParser):
         )
 
     def error(self, message: str) -> NoReturn:
+        """Exit 64 (EX_USAGE) after the usage, not argparse's 2: the monitoring check's 2 = "an alert fired"."""
         self.print_usage(sys.stderr)
         self.exit(EX_USAGE, f"error: {message}\n")
 

@@ -19,6 +19,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The one default seed: split, booster, batches and simulation all start from it unless told otherwise.
 DEFAULT_SEED = 42
 _NAME_RE = re.compile(r"^[a-z0-9_]+$")
+# Where Debian's pinned `libpostgresql-jdbc-java` (installed by `make services-deps`) puts the driver.
+DEBIAN_PG_JDBC_JAR = Path("/usr/share/java/postgresql.jar")
 
 
 class ConfigError(ValueError):
@@ -85,15 +87,28 @@ class Settings:
     # Serving: champion-alias polling interval (0 = off) and the redeploy gate's tolerance
     serve_watch_seconds: float = 0.0
     gate_tolerance: float = 0.01
+    # Iceberg JDBC catalog: credentials (or `user=`/`password=` in the JDBC URL) and the driver jar for Spark
+    catalog_user: str | None = None
+    catalog_password: str | None = None
+    jdbc_driver_jar: Path = DEBIAN_PG_JDBC_JAR
+    # The local service stack (`python -m lib.stack`); its environment file is `<stack_dir>.env`
+    stack_dir: Path = PROJECT_ROOT / "run" / "stack"
     # Test-only: the lib.faults crash point at which the process SIGKILLs itself (None = never)
     fault_point: str | None = None
+    # Monitoring: port of the Prometheus exporter (`python -m lib.monitoring exporter`)
+    exporter_port: int = 9808
+    # Batch scoring (10): the campaign's economics that choose the call cut-off
+    campaign_cost_per_call: float = 5.0
+    campaign_value_per_deposit: float = 100.0
 
     @property
     def namespace(self) -> str:
+        """Iceberg namespace of this user's tables, so lab users can share one catalog."""
         return f"bnk_mlops_hol_{self.user}"
 
     @property
     def table_name(self) -> str:
+        """Name of this user's campaign table inside `namespace`."""
         return f"bank_marketing_{self.user}"
 
     @property
@@ -103,30 +118,37 @@ class Settings:
 
     @property
     def experiment_name(self) -> str:
+        """MLflow experiment of the initial training runs (03)."""
         return f"xgb-bank-marketing-{self.user}"
 
     @property
     def retrain_experiment_name(self) -> str:
+        """MLflow experiment of the retraining runs (06), kept apart from the first training's."""
         return f"xgb-bank-marketing-incremental-{self.user}"
 
     @property
     def model_name(self) -> str:
+        """Registered model name, per user so lab users share one registry."""
         return f"bank-promo-{self.user}"
 
     @property
     def csv_path(self) -> Path:
+        """The raw bank-marketing CSV the lab ingests."""
         return self.data_dir / "bank-full.csv"
 
     @property
     def batches_dir(self) -> Path:
+        """Where the simulated new-data batches are written as CSV files."""
         return self.data_dir / "batches"
 
     @property
     def serve_url(self) -> str:
+        """Base URL clients use to reach the model server."""
         return f"http://{self.serve_host}:{self.serve_port}"
 
     @property
     def access_key_file(self) -> Path:
+        """File (mode 0600) holding the model server's access key, for clients on this machine."""
         return self.run_dir / "access_key"
 
 
@@ -153,6 +175,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(value)
     except ValueError as exc:
         raise ConfigError(f"{name}={value!r} must be a number") from exc
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name}={value!r} must be a positive number")
+    return value
 
 
 _CATALOG_TYPES = ("hadoop", "rest", "hive", "jdbc")
@@ -220,8 +249,59 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jobs_log_dir=_path(env, "JOBS_LOG_DIR", root / "run" / "jobs"),
         serve_watch_seconds=_float(env, "SERVE_WATCH_SECONDS", 0.0),
         gate_tolerance=_float(env, "GATE_TOLERANCE", 0.01),
+        catalog_user=env.get("ICEBERG_CATALOG_USER") or None,
+        catalog_password=env.get("ICEBERG_CATALOG_PASSWORD") or None,
+        jdbc_driver_jar=_path(env, "ICEBERG_JDBC_DRIVER_JAR", DEBIAN_PG_JDBC_JAR),
+        stack_dir=_path(env, "STACK_DIR", root / "run" / "stack"),
         fault_point=fault_point,
+        exporter_port=_int(env, "MONITORING_EXPORTER_PORT", 9808),
+        campaign_cost_per_call=_positive(env, "CAMPAIGN_COST_PER_CALL", 5.0),
+        campaign_value_per_deposit=_positive(env, "CAMPAIGN_VALUE_PER_DEPOSIT", 100.0),
     )
+
+
+_JDBC_DIALECTS = {"postgresql": "postgresql+psycopg", "sqlite": "sqlite"}
+
+
+def sqlalchemy_catalog_url(uri: str, user: str | None = None, password: str | None = None) -> str:
+    """The SQLAlchemy URL for pyiceberg's SQL catalog that opens the same database as Iceberg's JDBC URL.
+
+    Spark's `JdbcCatalog` wants `jdbc:postgresql://host:port/db` plus `jdbc.user`/`jdbc.password`;
+    pyiceberg's `SqlCatalog` wants `postgresql+psycopg://user:password@host:port/db`. A URL that is
+    not a `jdbc:` one is taken as a SQLAlchemy URL already and returned unchanged.
+    """
+    if not uri.startswith("jdbc:"):
+        return uri
+    from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+    scheme, sep, rest = uri.removeprefix("jdbc:").partition(":")
+    if not sep or scheme not in _JDBC_DIALECTS:
+        raise ConfigError(
+            f"ICEBERG_CATALOG_URI={uri!r}: only jdbc:postgresql://host:port/db and jdbc:sqlite:PATH are supported"
+        )
+    if scheme == "sqlite":
+        return "sqlite:///" + rest.removeprefix("file:").split("?", 1)[0]
+    parts = urlsplit(f"{scheme}:{rest}")
+    if not parts.hostname or not parts.path.strip("/"):
+        raise ConfigError(
+            f"ICEBERG_CATALOG_URI={uri!r} must name a host and a database: jdbc:postgresql://host:port/db"
+        )
+    query = dict(parse_qsl(parts.query))
+    user = user or query.pop("user", None)
+    password = password or query.pop("password", None)
+    query.pop("user", None)
+    query.pop("password", None)
+    auth = ""
+    if user:
+        auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "") + "@"
+    port = f":{parts.port}" if parts.port else ""
+    tail = f"?{urlencode(query)}" if query else ""
+    return f"{_JDBC_DIALECTS[scheme]}://{auth}{parts.hostname}{port}{parts.path}{tail}"
+
+
+def child_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment plus `extra`: for servers started with settings of their own (lib.stack)."""
+    return {**os.environ, **extra}
 
 
 def cli_settings() -> Settings:

@@ -38,6 +38,8 @@ class DatasetError(RuntimeError):
 
 @dataclass(frozen=True)
 class CsvSummary:
+    """A validated data file: row and positive counts and the sha256 the script prints for lineage."""
+
     path: Path
     rows: int
     positives: int
@@ -45,11 +47,14 @@ class CsvSummary:
 
     @property
     def positive_rate(self) -> float:
+        """Share of `y = yes` rows; 0.0 for an empty file rather than a division error."""
         return self.positives / self.rows if self.rows else 0.0
 
 
 @dataclass(frozen=True)
 class FetchResult:
+    """Where the data came from (downloaded, the vendored copy or already on disk) and what it holds."""
+
     source: str  # "download", "vendored" or "existing"
     summary: CsvSummary
     note: str = ""
@@ -153,7 +158,7 @@ def download(url: str, timeout: float = 30.0, retries: int = 3, backoff: float =
     for attempt in range(1, retries + 1):
         try:
             with (
-                urllib.request.urlopen(url, timeout=timeout) as resp,  # noqa: S310 - https URL from config
+                urllib.request.urlopen(url, timeout=timeout) as resp,  # https URL from config
                 tempfile.TemporaryFile() as tmp,
             ):
                 shutil.copyfileobj(resp, tmp, length=1 << 20)

@@ -1,7 +1,7 @@
 """`make demo`: the whole lab end to end, offline, with the time of every step and a final summary.
 
 Order: 00 → 01 → 03 → 04 → 08 (baseline traffic) → job chain New Batch → Retrain Models →
-Redeploy Model → 08 with a drift scenario → 09 executed to HTML → monitoring check. Every step
+Redeploy Model → Score Customers → 08 with a drift scenario → 09 executed to HTML → monitoring check. Every step
 is the same command a user would type; the demo stops at the first step that fails.
 """
 
@@ -18,6 +18,8 @@ from lib.config import PROJECT_ROOT, Settings, cli_settings
 
 @dataclass(frozen=True)
 class Step:
+    """One demo step: the command a user would type and the exit codes that count as success."""
+
     title: str
     argv: list[str]
     ok_codes: tuple[int, ...] = (0,)
@@ -26,6 +28,8 @@ class Step:
 
 @dataclass
 class StepResult:
+    """A step's exit code and wall time, for the timing table."""
+
     step: Step
     seconds: float
     returncode: int
@@ -33,14 +37,18 @@ class StepResult:
 
 @dataclass
 class DemoReport:
+    """The steps run so far, in order; the demo stops after the first failure."""
+
     results: list[StepResult] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
+        """Total wall time of the steps run."""
         return sum(r.seconds for r in self.results)
 
 
 def demo_steps(settings: Settings, drift: str, requests: int) -> list[Step]:
+    """The demo's commands in order; `drift` is the scenario of the second traffic run, `requests` its size."""
     py = sys.executable
     notebook = "09_model_monitoring_dashboard.ipynb"
     return [
@@ -52,7 +60,7 @@ def demo_steps(settings: Settings, drift: str, requests: int) -> list[Step]:
             "08 baseline traffic",
             [py, "08_model_simulation.py", "--requests", str(requests), "--source", "table"],
         ),
-        Step("jobs: New Batch → Retrain → Redeploy", [py, "-m", "lib.jobs", "run", "New Batch"]),
+        Step("jobs: New Batch → Retrain → Redeploy → Score", [py, "-m", "lib.jobs", "run", "New Batch"]),
         Step(
             f"08 drifted traffic ({drift})",
             [py, "08_model_simulation.py", "--requests", str(requests), "--drift", drift],
@@ -71,6 +79,7 @@ def demo_steps(settings: Settings, drift: str, requests: int) -> list[Step]:
 
 
 def run_demo(settings: Settings, steps: list[Step]) -> DemoReport:
+    """Run the steps one by one from the project root, output streamed; stop at the first that fails."""
     report = DemoReport()
     for i, step in enumerate(steps, start=1):
         print(f"\n=== [{i}/{len(steps)}] {step.title}: {' '.join(step.argv[1:])}", flush=True)
@@ -121,6 +130,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the demo, then print the time per step and what it produced; exit 1 if a step failed."""
     args = build_parser().parse_args(argv)
     settings = cli_settings()
     report = run_demo(settings, demo_steps(settings, args.drift, args.requests))

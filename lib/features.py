@@ -86,10 +86,12 @@ class FeatureSet:
 
     @property
     def numeric(self) -> tuple[str, ...]:
+        """Numeric model inputs; `duration` only when asked for, since it is known only after the call."""
         return tuple(c for c in NUMERIC if self.include_duration or c != LEAKY)
 
     @property
     def categorical(self) -> tuple[str, ...]:
+        """Categorical model inputs, encoded as codes of the fixed CATEGORIES lists."""
         return CATEGORICAL
 
     @property
@@ -104,10 +106,12 @@ class FeatureSet:
         return ["c" if c in CATEGORIES else "q" for c in self.columns]
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form logged with the model and the drift profile, so both rebuild the same inputs."""
         return {"include_duration": self.include_duration, "columns": list(self.columns)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSet:
+        """Rebuild from `to_dict`'s output; the columns are derived again, not trusted from the file."""
         return cls(include_duration=bool(data["include_duration"]))
 
 

@@ -38,10 +38,12 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write UTF-8 text atomically: readers see the old file or the whole new one, never a part."""
     atomic_write_bytes(path, text.encode("utf-8"), mode)
 
 
 def atomic_write_json(path: Path, data: Any, mode: int = 0o644) -> None:
+    """Write indented JSON atomically; values JSON cannot encode (dates, paths) become strings."""
     atomic_write_bytes(path, (json.dumps(data, indent=2, default=str) + "\n").encode("utf-8"), mode)
 
 

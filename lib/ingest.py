@@ -20,6 +20,8 @@ class IngestError(RuntimeError):
 
 @dataclass(frozen=True)
 class IngestResult:
+    """What 01 wrote: the row count, the Iceberg snapshot it committed and the table read back."""
+
     rows: int
     snapshot_id: int
     table: DataFrame

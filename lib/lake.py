@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lib.cliargs import ArgumentParser, is_verbose
-from lib.config import Settings, cli_settings, load_settings
+from lib.config import ConfigError, Settings, cli_settings, load_settings, sqlalchemy_catalog_url
 from lib.logs import setup_logging, spark_java_options, verbose
 
 if TYPE_CHECKING:
@@ -42,6 +42,8 @@ class LakeError(RuntimeError):
 
 @dataclass(frozen=True)
 class Snapshot:
+    """One Iceberg snapshot of the table: what a training run pins and a rollback returns to."""
+
     snapshot_id: int
     parent_id: int | None
     committed_at: datetime
@@ -51,10 +53,12 @@ class Snapshot:
 
     @property
     def added_records(self) -> int:
+        """Rows the snapshot's commit added (0 when Iceberg's summary does not say)."""
         return int(self.summary.get("added-records", 0))
 
     @property
     def total_records(self) -> int:
+        """Rows in the table as of this snapshot (0 when Iceberg's summary does not say)."""
         return int(self.summary.get("total-records", 0))
 
 
@@ -103,7 +107,23 @@ def _catalog_conf(settings: Settings) -> dict[str, str]:
     if settings.catalog_type == "jdbc":
         conf.pop(f"{prefix}.type")
         conf[f"{prefix}.catalog-impl"] = "org.apache.iceberg.jdbc.JdbcCatalog"
+        if settings.catalog_user:
+            conf[f"{prefix}.jdbc.user"] = settings.catalog_user
+        if settings.catalog_password:
+            conf[f"{prefix}.jdbc.password"] = settings.catalog_password
     return conf
+
+
+def _jdbc_driver_jars(settings: Settings) -> list[str]:
+    """The PostgreSQL JDBC driver for a `jdbc:postgresql:` catalog; Spark ships it to the executors too."""
+    if settings.catalog_type != "jdbc" or not (settings.catalog_uri or "").startswith("jdbc:postgresql:"):
+        return []
+    if not settings.jdbc_driver_jar.is_file():
+        raise LakeError(
+            f"PostgreSQL JDBC driver {settings.jdbc_driver_jar} not found: run `make services-deps` "
+            "(apt-get install libpostgresql-jdbc-java) or set ICEBERG_JDBC_DRIVER_JAR"
+        )
+    return [str(settings.jdbc_driver_jar)]
 
 
 def _conf_file_entries(path: Path) -> dict[str, str]:
@@ -137,9 +157,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         conf["spark.driver.extraJavaOptions"] = java_options
     conf.update(_catalog_conf(settings))
     jar = iceberg_jar(settings)
-    if jar is not None:
-        conf["spark.jars"] = str(jar)
-    else:
+    jars = ([str(jar)] if jar is not None else []) + _jdbc_driver_jars(settings)
+    if jars:
+        conf["spark.jars"] = ",".join(jars)
+    if jar is None:
         conf["spark.jars.packages"] = ICEBERG_MAVEN
     if settings.spark_conf_file is not None:
         conf.update(_conf_file_entries(settings.spark_conf_file))
@@ -151,6 +172,9 @@ def get_spark(settings: Settings | None = None, app_name: str = "bank-marketing"
     """Return the process-wide SparkSession with the Iceberg catalog configured."""
     settings = settings or load_settings()
     ensure_java()
+    # Python workers (mapInPandas in batch scoring) must run this interpreter, which has the project's
+    # packages; PySpark's default is whatever `python3` is first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.master(settings.spark_master).appName(app_name)
@@ -163,10 +187,12 @@ def get_spark(settings: Settings | None = None, app_name: str = "bank-marketing"
 
 
 def table_exists(spark: SparkSession, settings: Settings) -> bool:
+    """Whether the campaign table is in the catalog yet."""
     return bool(spark.catalog.tableExists(settings.table_ident))
 
 
 def require_table(spark: SparkSession, settings: Settings) -> None:
+    """Fail with what to run when the table has not been written yet."""
     if not table_exists(spark, settings):
         raise LakeError(f"table {settings.table_ident} does not exist: run 01_write_to_dl.py first")
 
@@ -234,6 +260,7 @@ def current_snapshot_id(spark: SparkSession, settings: Settings) -> int:
 
 
 def get_snapshot(spark: SparkSession, settings: Settings, snapshot_id: int) -> Snapshot:
+    """The snapshot with this id, or a LakeError that says how to list the valid ones."""
     for snap in list_snapshots(spark, settings):
         if snap.snapshot_id == snapshot_id:
             return snap
@@ -288,18 +315,31 @@ def _hadoop_metadata_file(settings: Settings) -> Path:
     return meta_dir / f"v{hint.read_text().strip()}.metadata.json"
 
 
-def _pyiceberg_catalog(settings: Settings):  # noqa: ANN202 - pyiceberg Catalog
+def _pyiceberg_catalog(settings: Settings):  # returns a pyiceberg Catalog
     from pyiceberg.catalog import load_catalog
 
+    return load_catalog(settings.catalog_name, **pyiceberg_catalog_props(settings))
+
+
+def pyiceberg_catalog_props(settings: Settings) -> dict[str, str]:
+    """Properties that open, with pyiceberg, the catalog Spark uses; `jdbc` becomes a SQL catalog on the same DB."""
     props: dict[str, str] = {"warehouse": settings.warehouse}
     if settings.catalog_uri:
         props["uri"] = settings.catalog_uri
-    kind = {"rest": "rest", "hive": "hive", "jdbc": "sql"}[settings.catalog_type]
-    props["type"] = kind
-    return load_catalog(settings.catalog_name, **props)
+    if settings.catalog_type == "jdbc":
+        if not settings.catalog_uri:
+            raise LakeError("ICEBERG_CATALOG_TYPE=jdbc needs ICEBERG_CATALOG_URI (jdbc:postgresql://host:port/db)")
+        try:
+            props["uri"] = sqlalchemy_catalog_url(
+                settings.catalog_uri, settings.catalog_user, settings.catalog_password
+            )
+        except ConfigError as exc:
+            raise LakeError(str(exc)) from exc
+    props["type"] = {"rest": "rest", "hive": "hive", "jdbc": "sql"}[settings.catalog_type]
+    return props
 
 
-def open_table(settings: Settings):  # noqa: ANN201 - pyiceberg Table
+def open_table(settings: Settings):  # returns a pyiceberg Table
     """Open the table with pyiceberg, no JVM: for notebooks, serving and monitoring."""
     if settings.catalog_type == "hadoop":
         from pyiceberg.table import StaticTable
@@ -363,6 +403,7 @@ def spark_session(settings: Settings) -> Iterator[SparkSession]:
 
 
 def format_snapshots(snapshots: list[Snapshot]) -> str:
+    """The snapshot list as a fixed-width table for the terminal, current one marked."""
     lines = [f"{'':2}{'snapshot_id':>20}  {'parent_id':>20}  {'committed_at':19}  {'op':9}  rows"]
     for s in snapshots:
         mark = "*" if s.is_current else ""
@@ -390,6 +431,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """List the table's snapshots or roll it back; returns the exit code."""
     args = build_parser().parse_args(argv)
     setup_logging(is_verbose(args))
     settings = cli_settings()

@@ -80,8 +80,11 @@ def verbose() -> bool:
 
 
 def spark_java_options() -> str:
-    """JVM options that keep Spark's console to errors (the loopback-hostname and native-hadoop
-    warnings and the "Setting default log level" banner are noise on a laptop), unless verbose."""
+    """JVM options that keep Spark's console to errors, unless verbose.
+
+    The loopback-hostname and native-hadoop warnings and the "Setting default log level" banner are
+    noise on a laptop.
+    """
     if verbose():
         return ""
     return f"-Dlog4j2.configurationFile={LOG4J2_PROPERTIES.as_uri()}"

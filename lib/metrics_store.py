@@ -6,8 +6,8 @@ the same uuid. Dashboards, monitoring and the traffic simulator read the joined 
 DataFrame. Any SQLAlchemy URL works (`METRICS_DB_URL`); the default is SQLite in WAL mode under
 the project root so a reader never blocks the server's writer.
 
-The server never writes on the request path: `PredictionWriter` queues rows, and a separate writer
-process inserts them in batches (every ~100 ms or N rows), flushing on shutdown.
+The server never writes on the request path: its writer (`lib.serving.prediction_log`) queues rows
+and a separate writer process inserts them here in batches, flushing on shutdown.
 """
 
 from __future__ import annotations
@@ -15,18 +15,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
-import pickle
-import queue
-import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import pandas as pd
 from sqlalchemy import (
@@ -49,10 +41,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
-from lib.cliargs import ArgumentParser
-from lib.config import PROJECT_ROOT
 from lib.features import NUMERIC, RAW_COLUMNS, TARGET, TARGET_VALUES
 
 log = logging.getLogger(__name__)
@@ -95,6 +84,14 @@ class MetricsStoreError(RuntimeError):
     """The prediction log cannot do what was asked; the message says why."""
 
 
+class LogRow(Protocol):
+    """A prediction as the writer hands it over (`lib.serving.prediction_log.PredictionRow`)."""
+
+    def as_db(self) -> dict[str, Any]:
+        """The row as the predictions table's column values."""
+        ...
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -132,36 +129,6 @@ def to_utc_naive(value: datetime | str | float | None) -> datetime | None:
     return value
 
 
-class PredictionRow(NamedTuple):
-    """One served prediction as the server hands it to the writer (a tuple: cheap to make and pickle).
-
-    `ts` is the receive time in epoch seconds; `event_ts` an aware datetime or epoch seconds.
-    """
-
-    uuid: str
-    ts: float
-    event_ts: datetime | float
-    model_name: str
-    model_version: str
-    features: Mapping[str, Any]
-    probability: float
-    prediction: int
-    latency_ms: float
-
-    def as_db(self) -> dict[str, Any]:
-        return {
-            "uuid": self.uuid,
-            "ts": to_utc_naive(self.ts),
-            "event_ts": to_utc_naive(self.event_ts),
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            "features": json.dumps(dict(self.features), separators=(",", ":")),
-            "probability": float(self.probability),
-            "prediction": int(self.prediction),
-            "latency_ms": float(self.latency_ms),
-        }
-
-
 def _label(value: Any) -> int:
     if isinstance(value, str) and value in TARGET_VALUES:
         return TARGET_VALUES[value]
@@ -180,7 +147,7 @@ class MetricsStore:
 
     # --- writes ---------------------------------------------------------------------------------
 
-    def write_predictions(self, rows: Sequence[PredictionRow]) -> int:
+    def write_predictions(self, rows: Sequence[LogRow]) -> int:
         """Insert prediction rows in one transaction (the writer thread's batch)."""
         if not rows:
             return 0
@@ -227,10 +194,12 @@ class MetricsStore:
     # --- reads ----------------------------------------------------------------------------------
 
     def count_predictions(self) -> int:
+        """Rows in the prediction log, counted by the database, not transferred."""
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(predictions)) or 0)
 
     def count_feedback(self) -> int:
+        """Ground-truth labels received, counted by the database, not transferred."""
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(ground_truth)) or 0)
 
@@ -277,8 +246,10 @@ class MetricsStore:
         model_version: str | int | None = None,
         model_name: str | None = None,
     ) -> LogSpan:
-        """How many predictions (and labels) match the filters, and their event-time range: one
-        aggregate query, no rows transferred."""
+        """How many predictions (and labels) match the filters, and their event-time range.
+
+        One aggregate query, no rows transferred.
+        """
         p, g = predictions, ground_truth
         query = select(
             func.count(p.c.uuid), func.count(g.c.uuid), func.min(p.c.event_ts), func.max(p.c.event_ts)
@@ -287,6 +258,33 @@ class MetricsStore:
         with self.engine.connect() as conn:
             rows, labelled, first, last = conn.execute(query).one()
         return LogSpan(int(rows or 0), int(labelled or 0), _as_utc(first), _as_utc(last))
+
+    def log_counts(self, model_name: str | None = None) -> list[VersionCount]:
+        """Predictions and labels logged per (model name, version).
+
+        One GROUP BY query, so a monitoring scrape never transfers rows. Cumulative: rows are only
+        ever added.
+        """
+        p, g = predictions, ground_truth
+        query = (
+            select(p.c.model_name, p.c.model_version, func.count(p.c.uuid), func.count(g.c.uuid))
+            .select_from(p.outerjoin(g, p.c.uuid == g.c.uuid))
+            .group_by(p.c.model_name, p.c.model_version)
+            .order_by(p.c.model_name, p.c.model_version)
+        )
+        query = _where_log(query, None, None, None, model_name)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [VersionCount(str(name), str(version), int(n), int(k)) for name, version, n, k in rows]
+
+
+class VersionCount(NamedTuple):
+    """Predictions and labels logged for one model version."""
+
+    model_name: str
+    model_version: str
+    rows: int
+    labelled: int
 
 
 class LogSpan(NamedTuple):
@@ -342,225 +340,3 @@ def _log_frame(rows: Sequence[Any]) -> pd.DataFrame:
         values = feats[col] if col in feats else pd.Series(pd.NA, index=out.index, dtype="object")
         out[col] = pd.array(values, dtype="Int64") if col in NUMERIC else values.astype("object")
     return out
-
-
-def serve_writer(url: str, rows_fd: int, acks_fd: int, max_pending: int) -> None:
-    """The writer process: for every batch received, insert it and answer (left, written, dropped).
-
-    Rows the database refuses stay pending and are retried with the next message; beyond
-    `max_pending` the oldest are dropped and counted. Ends on a "stop" message or when the
-    server's end of the pipe closes (server gone), after a last write.
-    """
-    rows, acks = Connection(rows_fd, writable=False), Connection(acks_fd, readable=False)
-    store = MetricsStore(url)
-    pending: list[PredictionRow] = []
-    written = dropped = failures = 0
-    while True:
-        try:
-            kind, batch = pickle.loads(rows.recv_bytes())
-        except EOFError:
-            kind, batch = "stop", []
-        pending.extend(batch)
-        if pending:
-            try:
-                store.write_predictions(pending)
-            except (SQLAlchemyError, OSError):
-                failures += 1
-                if failures == 1:
-                    log.exception("writing %d rows failed; will retry", len(pending))
-                overflow = len(pending) - max_pending
-                if overflow > 0:
-                    del pending[:overflow]
-                    dropped += overflow
-                    log.error("dropped %d rows (database unavailable)", overflow)
-            else:
-                if failures:
-                    log.info("database writable again after %d failed attempts", failures)
-                failures = 0
-                written += len(pending)
-                pending.clear()
-        try:
-            acks.send_bytes(pickle.dumps((len(pending), written, dropped)))
-        except OSError:  # the server is gone
-            return
-        if kind == "stop":
-            return
-
-
-class PredictionWriter:
-    """Batches prediction rows off the request path into a separate writer process.
-
-    `submit` is one in-memory queue put. A sender thread wakes every `interval` seconds (or once
-    `batch_rows` are waiting), pickles what is queued into one message and pipes it to the writer
-    process, which does the SQL work: database inserts never compete with request handling for
-    this process's GIL. The writer is a
-    fresh interpreter started in the code root (`python -m lib.metrics_store`), so it runs this
-    project's code whatever a loaded model put on this process's sys.path.
-    """
-
-    def __init__(self, url: str, interval: float = 0.1, batch_rows: int = 2000, max_pending: int = 200_000) -> None:
-        self.url = url
-        self.interval = interval
-        self.batch_rows = batch_rows
-        self.max_pending = max_pending
-        self._sent = 0
-        self.submitted = 0
-        self.written = 0
-        self.dropped = 0
-        self._left = 0
-        self._queue: queue.SimpleQueue[Sequence[PredictionRow]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = False
-        self._process: subprocess.Popen | None = None
-        self._rows: Connection | None = None
-        self._acks: Connection | None = None
-        self._thread = threading.Thread(target=self._run, name="prediction-sender", daemon=True)
-
-    def start(self) -> PredictionWriter:
-        if self._process is not None:
-            return self
-        rows_r, rows_w = os.pipe()
-        acks_r, acks_w = os.pipe()
-        cmd = [sys.executable, "-m", "lib.metrics_store", "--url", self.url, "--rows-fd", str(rows_r),
-               "--acks-fd", str(acks_w), "--max-pending", str(self.max_pending)]  # fmt: skip
-        self._process = subprocess.Popen(cmd, cwd=PROJECT_ROOT, pass_fds=(rows_r, acks_w), stdin=subprocess.DEVNULL)
-        os.close(rows_r)
-        os.close(acks_w)
-        self._rows = Connection(rows_w, readable=False)
-        self._acks = Connection(acks_r, writable=False)
-        self._thread.start()
-        return self
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    @property
-    def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def backlog(self) -> int:
-        return self.submitted - self.written - self.dropped
-
-    def submit(self, rows: Sequence[PredictionRow]) -> None:
-        """Queue rows from one request; never blocks on the database."""
-        self.submitted += len(rows)
-        self._queue.put(rows)
-        if self.submitted - self._sent >= self.batch_rows:  # a burst: send before the interval ends
-            self._wake.set()
-
-    def _exchange(self, kind: str, timeout: float | None) -> None:
-        """Send what is queued (with `kind`) and wait for the writer's answer; caller holds the lock."""
-        self._wake.clear()
-        batch: list[PredictionRow] = []
-        while True:
-            try:
-                batch.extend(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        self._sent += len(batch)
-        if not batch and kind == "rows" and not self._left:
-            return
-        if self._rows is None or self._acks is None:
-            raise MetricsStoreError("the prediction writer was never started")
-        try:
-            self._rows.send_bytes(pickle.dumps((kind, batch), protocol=pickle.HIGHEST_PROTOCOL))
-        except OSError:
-            self.dropped += len(batch)
-            raise
-        if timeout is not None and not self._acks.poll(timeout):
-            raise MetricsStoreError(f"prediction log did not answer within {timeout:.0f}s")
-        self._left, self.written, self.dropped = pickle.loads(self._acks.recv_bytes())
-
-    def flush(self, timeout: float = 30.0) -> None:
-        """Block until everything submitted so far is in the database (feedback needs its uuids there)."""
-        if not self._lock.acquire(timeout=timeout):
-            raise MetricsStoreError(f"prediction log busy for more than {timeout:.0f}s")
-        try:
-            if not self.alive:
-                raise MetricsStoreError("the prediction writer is not running (see the server log)")
-            self._exchange("flush", timeout)
-        except (OSError, EOFError) as exc:
-            raise MetricsStoreError(f"the prediction writer stopped: {exc}") from exc
-        finally:
-            self._lock.release()
-        if self._left:
-            raise MetricsStoreError(f"{self._left} logged predictions are not yet written to {self.url}")
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Write what is queued, then stop the sender thread and the writer process (server shutdown)."""
-        if self._process is None:
-            return
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout)
-        with self._lock:
-            if self.alive:
-                try:
-                    self._exchange("stop", timeout)
-                except (OSError, EOFError, MetricsStoreError) as exc:
-                    log.error("prediction log: the writer did not stop cleanly: %s", exc)
-            for conn in (self._rows, self._acks):
-                if conn is not None:
-                    conn.close()
-        try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.error("prediction writer pid %d did not exit; killing it", self._process.pid)
-            self._process.kill()
-            self._process.wait()
-        if self._left:
-            log.error("prediction log: %d rows could not be written before shutdown", self._left)
-
-    def _run(self) -> None:
-        while not self._stopping:
-            self._wake.wait(self.interval)
-            with self._lock:
-                if self._stopping:
-                    return
-                try:
-                    self._exchange("rows", None)
-                except (OSError, EOFError):
-                    break
-        if self._stopping:
-            return
-        log.error(
-            "prediction writer process died (exit code %s): predictions are no longer logged",
-            self._process.poll() if self._process else None,
-        )
-        while not self._stopping:  # count what can no longer be logged
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            while True:
-                try:
-                    self.dropped += len(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-
-
-def build_parser() -> ArgumentParser:
-    """--url URL --rows-fd FD --acks-fd FD [--max-pending N]; usage errors exit 64."""
-    parser = ArgumentParser(
-        prog="python -m lib.metrics_store",
-        description="Prediction-log writer process (started by PredictionWriter, not by hand).",
-    )
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--rows-fd", type=int, required=True)
-    parser.add_argument("--acks-fd", type=int, required=True)
-    parser.add_argument("--max-pending", type=int, default=200_000)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the writer process (started by PredictionWriter, not by hand)."""
-    args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on a foreground server: the server stops us
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s prediction-writer: %(message)s")
-    serve_writer(args.url, args.rows_fd, args.acks_fd, args.max_pending)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,11 +4,16 @@ Preprocessing travels inside the model (this class and `lib.features`, shipped a
 `code_paths`), so `mlflow models serve` and `mlflow.pyfunc.load_model` take raw records with
 string categories. Our own server calls `predict_records` / `contributions` on the same object:
 one encoding, no second implementation.
+
+The shipped code is only what inference imports (`INFERENCE_MODULES`, as a `lib` package): a
+loaded model needs neither the server, the jobs nor monitoring, and puts none of them on the
+loading process's `sys.path`.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,8 @@ from lib.features import FeatureSet, encode_frame, encode_records
 
 BOOSTER_FILE = "booster.ubj"
 SPEC_FILE = "feature_spec.json"
+# the modules a loaded model imports: the feature definition and this wrapper (lib/__init__.py too)
+INFERENCE_MODULES = ("__init__.py", "features.py", "model.py")
 
 
 def save_artifacts(booster: xgb.Booster, features: FeatureSet, threshold: float, out: Path) -> dict[str, str]:
@@ -41,9 +48,11 @@ class BankModel(mlflow.pyfunc.PythonModel):
     threshold: float
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        """MLflow's hook: load the booster and feature spec logged as the model's artifacts."""
         self.load(Path(context.artifacts["booster"]), Path(context.artifacts["feature_spec"]))
 
     def load(self, booster_path: Path, spec_path: Path) -> None:
+        """Load a saved booster and its feature spec; one thread, as the server scores on one core."""
         spec = json.loads(spec_path.read_text())
         self.features = FeatureSet.from_dict(spec)
         self.threshold = float(spec["threshold"])
@@ -55,6 +64,7 @@ class BankModel(mlflow.pyfunc.PythonModel):
         return self.booster.inplace_predict(matrix, validate_features=False)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """Score raw rows: the 0/1 decision at the model's threshold and the probability."""
         proba = self._proba(encode_frame(model_input, self.features))
         return pd.DataFrame(
             {
@@ -63,10 +73,16 @@ class BankModel(mlflow.pyfunc.PythonModel):
             }
         )
 
-    def predict_records(self, records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        """Validated dict records → (probabilities, 0/1 predictions); the serving hot path."""
+    def predict_records(
+        self, records: Sequence[Mapping[str, Any]], threshold: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Validated dict records → (probabilities, 0/1 predictions); the serving hot path.
+
+        `threshold` overrides the one logged with the model (the server's comes from the registry).
+        """
         proba = self._proba(encode_records(records, self.features))
-        return proba, (proba >= self.threshold).astype(np.int64)
+        cut = self.threshold if threshold is None else threshold
+        return proba, (proba >= cut).astype(np.int64)
 
     def contributions(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
         """Per-feature SHAP contributions (log-odds) from XGBoost's TreeSHAP, plus the bias."""
@@ -101,13 +117,26 @@ def installed_distribution(candidates: Sequence[str]) -> str:
 
 
 def pip_requirements() -> list[str]:
-    """Pinned requirements of the running environment, given explicitly so MLflow does not
-    spend seconds inferring them per logged model. A tuple entry is alternatives (the one
-    installed is named), so a model trained on a Mac asks for xgboost, not xgboost-cpu."""
+    """Pinned requirements of the running environment, for logging with a model.
+
+    Given explicitly so MLflow does not spend seconds inferring them per logged model. A tuple
+    entry is alternatives (the one installed is named), so a model trained on a Mac asks for
+    xgboost, not xgboost-cpu.
+    """
     from importlib.metadata import version
 
     names = [installed_distribution(pkg) if isinstance(pkg, tuple) else pkg for pkg in PIP_REQUIREMENTS_PACKAGES]
     return [f"{name}=={version(name)}" for name in names]
+
+
+def inference_code(out: Path) -> Path:
+    """Copy the inference modules into `out/lib` (the model's `code_paths` entry) and return it."""
+    source = Path(__file__).resolve().parent
+    package = out / source.name
+    package.mkdir(parents=True, exist_ok=True)
+    for name in INFERENCE_MODULES:
+        shutil.copyfile(source / name, package / name)
+    return package
 
 
 def log_bank_model(
@@ -121,8 +150,6 @@ def log_bank_model(
     """Log the booster + encoding as a pyfunc in the active run; servable by `mlflow models serve`."""
     from mlflow.models import infer_signature
 
-    import lib
-
     artifacts = save_artifacts(booster, features, threshold, workdir)
     model = BankModel()
     model.load(Path(artifacts["booster"]), Path(artifacts["feature_spec"]))
@@ -131,7 +158,7 @@ def log_bank_model(
         name=name,
         python_model=model,
         artifacts=artifacts,
-        code_paths=[str(Path(lib.__file__).parent)],
+        code_paths=[str(inference_code(workdir / "code"))],
         signature=signature,
         input_example=input_example,
         pip_requirements=pip_requirements(),

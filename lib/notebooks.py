@@ -56,6 +56,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Execute one notebook, optionally into a copy; a failed cell is one `error:` line and exit 1."""
     args = build_parser().parse_args(argv)
     try:
         execute_notebook(args.notebook, args.out, args.timeout)

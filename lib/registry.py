@@ -69,10 +69,12 @@ class VersionInfo:
 
     @property
     def uri(self) -> str:
+        """The `models:/name/version` URI MLflow loads this version from."""
         return f"models:/{self.name}/{self.version}"
 
     @classmethod
     def from_model_version(cls, mv: ModelVersion) -> VersionInfo:
+        """Read a registry version with the lineage tags training set on it (metric, snapshot, commit)."""
         tags = dict(mv.tags or {})
         metric = tags.get("selection_metric", DEFAULT_METRIC)
         value = tags.get(f"metric.{metric}")
@@ -99,6 +101,7 @@ class Promotion:
 
     @property
     def changed(self) -> bool:
+        """Whether the alias actually moved (a first promotion always does)."""
         return self.before is None or self.before.version != self.after.version
 
 
@@ -126,6 +129,7 @@ class GateResult:
 
     @property
     def lower_is_better(self) -> bool:
+        """The comparison's direction, from the metric itself (e.g. log loss), never from a flag."""
         return not higher_is_better(self.metric)
 
     @property
@@ -141,6 +145,7 @@ class GateResult:
         return self.challenger_value >= self.champion_value - self.tolerance
 
     def describe(self) -> str:
+        """One line for logs and the script summary: verdict, both values, delta, tolerance, rows used."""
         verdict = "passed" if self.passed else "REJECTED"
         return (
             f"gate {verdict}: {self.metric} challenger v{self.challenger_version} "
@@ -189,6 +194,7 @@ def get_alias(settings: Settings, alias: str) -> VersionInfo | None:
 
 
 def require_champion(settings: Settings) -> VersionInfo:
+    """The `champion` version; when there is none the RegistryError says to run 04 first."""
     champion = get_alias(settings, CHAMPION)
     if champion is None:
         raise RegistryError(f"model {settings.model_name} has no '{CHAMPION}' version: run 04_api_deployment.py first")
@@ -288,6 +294,7 @@ def register_best(
 
 
 def set_alias(settings: Settings, alias: str, version: str | int) -> None:
+    """Point `alias` of the configured model at `version`, moving it if it was elsewhere."""
     _client(settings).set_registered_model_alias(settings.model_name, alias, str(version))
 
 
@@ -327,8 +334,11 @@ def promote(settings: Settings, version: str | int, *, forced: bool = False) -> 
 
 
 def undo_promotion(settings: Settings, promotion: Promotion, previous: VersionInfo | None) -> None:
-    """Put `champion` and `previous` back where they were before `promotion` (the server refused
-    the new version), and keep the refused one as `challenger` so it can be inspected."""
+    """Put `champion` and `previous` back where they were before `promotion`.
+
+    Used when the server refused the new version; the refused one is kept as `challenger` so it can
+    be inspected.
+    """
     if promotion.before is None or not promotion.changed:
         return
     client = _client(settings)
@@ -405,9 +415,11 @@ def _unseen(frame: pd.DataFrame, seen: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 
 def holdout_rows(spark: SparkSession, settings: Settings, versions: Sequence[VersionInfo] = ()) -> HoldOut:
-    """The test split of the table's current snapshot, minus every row any of `versions` was
-    fitted on. After a batch the split moves, so without this the champion would be scored on rows
-    it trained on (and a bootstrapped batch repeats rows); the gate must compare unseen rows."""
+    """The test split of the table's current snapshot, minus every row any of `versions` was fitted on.
+
+    After a batch the split moves, so without this the champion would be scored on rows it trained
+    on (and a bootstrapped batch repeats rows); the gate must compare unseen rows.
+    """
     from lib.training.data import load_training_data, split
 
     data = load_training_data(spark, settings, mode="full")
@@ -425,11 +437,11 @@ def holdout_rows(spark: SparkSession, settings: Settings, versions: Sequence[Ver
 
 
 def version_holdout(spark: SparkSession, settings: Settings, info: VersionInfo) -> HoldOut:
-    """The test split `info` was scored on in MLflow, rebuilt from its run's snapshot, data mode and
-    seed, minus any row it was also fitted on (a bootstrapped batch can put a row on both sides).
+    """Rebuild the test split `info` was scored on in MLflow, minus any row it was also fitted on.
 
-    These are the rows to send the served model (08 --source table): whatever seed or snapshot it
-    was trained with, it never saw them.
+    The split comes from its run's snapshot, data mode and seed; a bootstrapped batch can put a row
+    on both sides. These are the rows to send the served model (08 --source table): whatever seed
+    or snapshot it was trained with, it never saw them.
     """
     from lib.training.data import split
 

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from lib.config import DEFAULT_SEED, Settings
 from lib.features import RAW_COLUMNS, TARGET, labels_to_int
+from lib.serving.client import error_detail
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class SimulationConfig:
     timeout_s: float = 30.0
 
     def validate(self) -> None:
+        """Reject impossible settings with a SimulationError before any request is sent."""
         if self.requests < 1:
             raise SimulationError(f"requests={self.requests} must be at least 1")
         if self.concurrency < 1:
@@ -134,8 +136,10 @@ def request_bodies(records: pd.DataFrame, times: Sequence[datetime]) -> list[dic
 
 
 def champion_holdout(settings: Settings) -> tuple[pd.DataFrame, str]:
-    """The champion's own held-out test rows (its run's snapshot, data mode and seed), so a model
-    trained with any `--seed` is never sent a row it was fitted on."""
+    """The champion's own held-out test rows (its run's snapshot, data mode and seed).
+
+    This way a model trained with any `--seed` is never sent a row it was fitted on.
+    """
     from lib.lake import spark_session
     from lib.registry import require_champion, version_holdout
 
@@ -190,14 +194,6 @@ class Reply:
     error: str | None = None
 
 
-def _error_text(response: httpx.Response) -> str:
-    try:
-        detail = response.json().get("detail", response.text)
-    except ValueError:
-        detail = response.text
-    return f"HTTP {response.status_code}: {str(detail)[:200]}"
-
-
 def _parse_prediction(payload: Any) -> Mapping[str, Any]:
     """The one answer to a single-record request (the server may wrap it in a list)."""
     if isinstance(payload, Mapping) and "predictions" in payload:
@@ -218,7 +214,7 @@ def send_prediction(client: httpx.Client, index: int, body: Mapping[str, Any]) -
         return Reply(index, (time.perf_counter() - start) * 1000, error=f"{type(exc).__name__}: {exc}")
     latency = (time.perf_counter() - start) * 1000
     if response.status_code != 200:
-        return Reply(index, latency, error=_error_text(response))
+        return Reply(index, latency, error=error_detail(response, limit=200))
     try:
         answer = _parse_prediction(response.json())
         return Reply(
@@ -262,7 +258,7 @@ def send_feedback(
             errors.append(f"{type(exc).__name__}: {exc}")
             continue
         if response.status_code != 200:
-            errors.append(_error_text(response))
+            errors.append(error_detail(response, limit=200))
             continue
         try:
             answer = response.json()
@@ -296,13 +292,16 @@ class SimulationResult:
 
     @property
     def ok(self) -> list[Reply]:
+        """The requests the server answered with a prediction."""
         return [r for r in self.replies if r.error is None]
 
     @property
     def errors(self) -> int:
+        """How many requests failed (transport error or error answer)."""
         return len(self.replies) - len(self.ok)
 
     def error_kinds(self) -> list[tuple[str, int]]:
+        """The most frequent error messages with their counts, for a short summary."""
         return Counter(r.error for r in self.replies if r.error).most_common(MAX_ERROR_KINDS)
 
     def latency_percentiles(self) -> dict[str, float]:
@@ -314,6 +313,7 @@ class SimulationResult:
         return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
 
     def versions(self) -> Counter:
+        """Answered requests per model version, to show a hot swap mid-run."""
         return Counter(r.model_version for r in self.ok)
 
     def as_log(self) -> pd.DataFrame:

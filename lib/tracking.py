@@ -25,8 +25,11 @@ from lib.config import Settings, cli_settings
 
 
 def ensure_store_dir(settings: Settings) -> None:
-    """Create the directory of a SQLite store: SQLite makes the file but not its directory
-    (a fresh PROJECT_ROOT), and MLflow then retries "unable to open database file" for minutes."""
+    """Create the directory of a SQLite store before MLflow opens it.
+
+    SQLite makes the file but not its directory (a fresh PROJECT_ROOT), and MLflow then retries
+    "unable to open database file" for minutes.
+    """
     for uri in (settings.mlflow_tracking_uri, settings.mlflow_registry_uri or ""):
         if uri.startswith("sqlite:///"):
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -81,8 +84,11 @@ def quiet_mlflow() -> Iterator[None]:
 
 
 def ui_command(settings: Settings, host: str, port: int) -> list[str]:
-    """The `mlflow ui` command for the configured store: absolute URIs from settings, never a
-    relative `mlflow.db`, so the UI shows the same runs whatever directory it is started from."""
+    """The `mlflow ui` command for the configured store.
+
+    It passes absolute URIs from settings, never a relative `mlflow.db`, so the UI shows the same
+    runs whatever directory it is started from.
+    """
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.mlflow_tracking_uri]
     if settings.mlflow_registry_uri:
         cmd += ["--registry-store-uri", settings.mlflow_registry_uri]
@@ -105,6 +111,7 @@ def _free_port(host: str, preferred: int) -> int:
 
 
 def build_parser() -> ArgumentParser:
+    """`ui [--port N] [--host H]`; usage errors exit 64."""
     parser = ArgumentParser(prog="python -m lib.tracking", description="MLflow on the configured store.")
     sub = parser.add_subparsers(dest="command", required=True)
     ui = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 (Ctrl-C stops it)")
@@ -114,6 +121,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Start the MLflow UI on the configured store and the next free port; for a tracking server, point at it."""
     args = build_parser().parse_args(argv)
     settings = cli_settings()
     if settings.mlflow_tracking_uri.startswith(("http://", "https://", "databricks")):

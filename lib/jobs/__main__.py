@@ -114,6 +114,7 @@ def _report_chain(result: ChainResult) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; a JobError is one `error:` line (exit 1), Ctrl-C records the running job as failed."""
     settings = cli_settings()
     args = build_parser(settings).parse_args(argv)
     setup_logging(is_verbose(args), fmt="%(asctime)s %(message)s", datefmt="%H:%M:%S")

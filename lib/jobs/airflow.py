@@ -17,6 +17,8 @@ DAG_PREFIX = "bank_marketing_mlops"
 
 @dataclass(frozen=True)
 class AirflowTask:
+    """One job as an Airflow task: its bash command, upstream task ids and timeout."""
+
     task_id: str
     job: str
     bash_command: str
@@ -26,6 +28,8 @@ class AirflowTask:
 
 @dataclass(frozen=True)
 class AirflowDag:
+    """One DAG for dags/ to render with Airflow's classes: a root job and everything downstream of it."""
+
     dag_id: str
     schedule: str | None
     description: str
@@ -39,8 +43,11 @@ def default_python(root: Path) -> str:
 
 
 def _bash_command(job: Job, project_root: Path, python: str) -> str:
-    """The job's command for Airflow's bash; exit codes in `ok_codes` become 0, since Airflow
-    fails a task on any other (e.g. the monitoring check's 2 = "an alert fired, retrain started")."""
+    """Build the job's command for Airflow's bash operator.
+
+    Exit codes in `ok_codes` become 0, since Airflow fails a task on any other (e.g. the monitoring
+    check's 2 = "an alert fired, retrain started").
+    """
     command = f"cd {shlex.quote(str(project_root))} && {shlex.join(job.argv(python))}"
     if job.ok_codes == (0,):
         return command

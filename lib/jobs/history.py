@@ -48,6 +48,7 @@ class JobRun:
 
     @property
     def seconds(self) -> float | None:
+        """Run time, or None while the job is still running."""
         return None if self.ended_at is None else (self.ended_at - self.started_at).total_seconds()
 
 
@@ -65,6 +66,7 @@ class JobHistory:
         _metadata.create_all(self.engine, checkfirst=True)
 
     def start(self, job: Job, trigger: str, chain_id: str, log_path: Path, command: str) -> int:
+        """Record a job as running and return its run id (the id `lib.jobs logs` takes)."""
         row = {
             "chain_id": chain_id, "job": job.name, "trigger": trigger, "started_at": _utcnow(),
             "status": "running", "log_path": str(log_path), "command": command,
@@ -73,6 +75,7 @@ class JobHistory:
             return int(conn.execute(insert(job_runs).values(**row)).inserted_primary_key[0])
 
     def finish(self, run_id: int, status: str, exit_code: int | None) -> None:
+        """Close a run with its final status and exit code; an unknown status is a bug, so it raises."""
         if status not in STATUSES:
             raise JobError(f"unknown job status {status!r}")
         values = {"status": status, "exit_code": exit_code, "ended_at": _utcnow()}
@@ -93,6 +96,7 @@ class JobHistory:
         return [JobRun(**{**r, "log_path": Path(r["log_path"])}) for r in rows]
 
     def get(self, run_id: int) -> JobRun:
+        """One run by id; the JobError says how to list the valid ids."""
         with self.engine.connect() as conn:
             row = conn.execute(select(job_runs).where(job_runs.c.run_id == run_id)).mappings().first()
         if row is None:

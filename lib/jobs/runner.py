@@ -1,5 +1,7 @@
-"""Running jobs: each in its own process group with a log file, a lock, a timeout and a history row;
-a chain runs a job and then, while each succeeds, its dependents."""
+"""Running jobs, each in its own process group with a log file, a lock, a timeout and a history row.
+
+A chain runs a job and then, while each succeeds, its dependents.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ VERB = {"running": "is running", "succeeded": "succeeded", "failed": "failed", "
 
 @dataclass(frozen=True)
 class JobResult:
+    """One job run's outcome as recorded in the history, with its log file."""
+
     job: str
     run_id: int
     trigger: str
@@ -42,6 +46,7 @@ class JobResult:
 
     @property
     def ok(self) -> bool:
+        """Only `succeeded` counts (exit codes in `ok_codes`); a failure or timeout stops the chain."""
         return self.status == "succeeded"
 
 
@@ -57,10 +62,12 @@ class ChainResult:
 
     @property
     def ok(self) -> bool:
+        """Every job that ran succeeded and none was skipped."""
         return all(r.ok for r in self.results) and not self.skipped
 
     @property
     def failed(self) -> JobResult | None:
+        """The job that stopped the chain, if any."""
         return next((r for r in self.results if not r.ok), None)
 
     def __str__(self) -> str:
@@ -75,6 +82,7 @@ class ChainResult:
 
 
 def job_lock_path(settings: Settings, job: Job) -> Path:
+    """The per-job lock file: one run of a job at a time, whoever starts it (CLI, scheduler, Airflow)."""
     return settings.jobs_log_dir / f"{job.slug}.lock"
 
 

@@ -21,6 +21,7 @@ def next_runs(spec: JobSpec, after: datetime) -> list[tuple[datetime, Job]]:
 
 
 def next_fire(job: Job, after: datetime) -> datetime:
+    """When the job's cron `schedule` next fires after `after`."""
     from croniter import croniter
 
     return croniter(job.schedule, after).get_next(datetime)

@@ -46,6 +46,7 @@ class Job:
 
     @property
     def slug(self) -> str:
+        """The name made safe for file names (logs, locks)."""
         return slugify(self.name)
 
     def argv(self, python: str) -> list[str]:
@@ -54,6 +55,7 @@ class Job:
         return [python, *target, *self.args]
 
     def display(self) -> str:
+        """The command as a user would type it, for `lib.jobs list` and the runner's log."""
         target = self.script if self.script else f"-m {self.module}"
         return " ".join(["python", *shlex.split(target), *map(shlex.quote, self.args)])
 
@@ -67,15 +69,18 @@ class JobSpec:
 
     @property
     def names(self) -> list[str]:
+        """Job names in file order, for listings and error messages."""
         return [j.name for j in self.jobs]
 
     def get(self, name: str) -> Job:
+        """The job called `name`; the JobError lists the known names."""
         for job in self.jobs:
             if job.name == name:
                 return job
         raise JobError(f"no job named {name!r} in {self.path or 'the spec'}; jobs: {', '.join(self.names)}")
 
     def dependents(self, name: str) -> list[Job]:
+        """Jobs that depend directly on `name`."""
         return [j for j in self.jobs if name in j.depends_on]
 
     def chain(self, name: str) -> list[Job]:
@@ -110,6 +115,7 @@ class JobSpec:
         return self.path.parent.resolve() if self.path is not None else settings.root
 
     def roots(self) -> list[Job]:
+        """Jobs with no dependencies: where chains and the Airflow DAGs start."""
         return [j for j in self.jobs if not j.depends_on]
 
 

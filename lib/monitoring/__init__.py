@@ -11,7 +11,8 @@ week. One module per kind of work, so a light user does not pull in the heavy on
   report       reads the stores: the model's log and its reference profile -> MonitoringReport
   charts       matplotlib figures of a MonitoringReport
   dashboard    the self-contained HTML page (and the PNGs it embeds)
-  __main__     the CLI: `python -m lib.monitoring check|report`
+  exporter     the same results as Prometheus metrics, computed at scrape time
+  __main__     the CLI: `python -m lib.monitoring check|report|exporter`
 """
 
 from __future__ import annotations

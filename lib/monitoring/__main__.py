@@ -6,6 +6,9 @@ python -m lib.monitoring check [--window-hours H | --last N] [--trigger-retrain]
     1 on an error or a failed retraining chain, 64 on a usage error.
 python -m lib.monitoring report [--window-hours H | --last N] [--freq 1D]
     render the dashboard (PNG figures + self-contained HTML) into settings.reports_dir.
+python -m lib.monitoring exporter [--host 127.0.0.1] [--port N] [--window-hours H]
+    serve the monitoring results as Prometheus metrics on http://HOST:PORT/metrics, computed at
+    each scrape (port from MONITORING_EXPORTER_PORT, default 9808; 0 picks a free port).
 """
 
 from __future__ import annotations
@@ -69,7 +72,40 @@ def build_parser() -> ArgumentParser:
     report_p = sub.add_parser("report", help="render the dashboard (PNG + HTML) into the reports dir")
     _add_window_args(report_p)
     report_p.add_argument("--freq", default=DEFAULT_FREQ, help="time window of the charts (default %(default)s)")
+    exporter = sub.add_parser("exporter", help="serve monitoring results as Prometheus metrics")
+    exporter.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    exporter.add_argument(
+        "--port", type=int, default=None, help="port (default MONITORING_EXPORTER_PORT or 9808; 0 = any free port)"
+    )
+    exporter.add_argument(
+        "--window-hours",
+        type=float,
+        default=DEFAULT_WINDOW_HOURS,
+        help="judge the last H hours of event time at each scrape (default %(default)g)",
+    )
     return parser
+
+
+def _exporter(settings: Settings, args: argparse.Namespace) -> int:
+    """Serve /metrics until interrupted; the URL line tells a caller (or a test) where."""
+    from lib.monitoring.exporter import build_registry, make_exporter_server
+
+    port = settings.exporter_port if args.port is None else args.port
+    try:
+        server = make_exporter_server(build_registry(settings, args.window_hours), args.host, port)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{port}: {exc}; pick another --port", file=sys.stderr)
+        return EX_FAILURE
+    host, bound = server.server_address[:2]
+    print(f"metrics   : http://{host}:{bound}/metrics", flush=True)
+    print(f"model     : {settings.model_name} (window {args.window_hours:g} h of event time)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped   : interrupted")
+    finally:
+        server.server_close()
+    return EX_OK
 
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:
@@ -118,9 +154,15 @@ def _check(settings: Settings, report: MonitoringReport, trigger: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run `check`, `report` or `exporter`; a MonitoringError is one `error:` line and exit 1, never the alert code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "exporter" and args.window_hours <= 0:
+        parser.error(f"--window-hours {args.window_hours:g} must be positive")
     setup_logging(is_verbose(args))
     settings = cli_settings()
+    if args.command == "exporter":
+        return _exporter(settings, args)
     try:
         if args.command == "report":
             return _report(settings, args)

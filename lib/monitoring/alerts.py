@@ -28,6 +28,7 @@ class AlertResult:
 
     @property
     def firing(self) -> bool:
+        """True only when the rule fired; no-data is not an alert."""
         return self.status == FIRING
 
 

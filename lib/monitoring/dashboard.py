@@ -1,5 +1,7 @@
-"""The dashboard page: a written summary, the alert table, the charts and the tables in one
-self-contained HTML file (PNGs embedded), written atomically."""
+"""The dashboard page, one self-contained HTML file written atomically.
+
+It holds a written summary, the alert table, the charts (PNGs embedded) and the tables.
+"""
 
 from __future__ import annotations
 

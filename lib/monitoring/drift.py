@@ -42,8 +42,10 @@ def psi(expected: Sequence[float], actual: Sequence[float], eps: float = EPSILON
 
 
 def numeric_drift(values: Sequence[float], reference: Mapping[str, Any], eps: float = EPSILON) -> dict[str, float]:
-    """PSI on the reference bins (live counts smoothed) plus a two-sample KS test against the
-    reference sample."""
+    """Score drift of one numeric feature: PSI and a two-sample KS test against the reference.
+
+    PSI uses the reference bins with the live counts smoothed; KS compares with the reference sample.
+    """
     x = pd.to_numeric(pd.Series(values), errors="raise").dropna().to_numpy(dtype=float)
     if len(x) == 0:
         return {"psi": math.nan, "ks_stat": math.nan, "ks_pvalue": math.nan}

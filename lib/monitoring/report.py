@@ -6,6 +6,7 @@ reference profile from the MLflow run behind the model version that served the n
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from lib.monitoring.alerts import AlertResult, evaluate_alerts
 from lib.monitoring.drift import drift_table
 from lib.monitoring.performance import (
     DEFAULT_FREQ,
+    check_window,
     deployments,
     performance_by_window,
     prepare_log,
@@ -78,7 +80,49 @@ class MonitoringReport:
 
     @property
     def firing(self) -> list[AlertResult]:
+        """The alerts that fired: what `check` reports and acts on."""
         return [a for a in self.alerts if a.firing]
+
+
+def load_window(settings: Settings, window_hours: float | None = None) -> pd.DataFrame:
+    """Only the last `window_hours` of event time of the project's model, read with SQL filters.
+
+    For callers that run often (the Prometheus exporter): one aggregate query finds the newest
+    event, then only the window's rows are transferred. An empty log is an error as in `load_log`.
+    """
+    from lib.metrics_store import MetricsStore
+
+    hours = check_window(window_hours, None)
+    store = MetricsStore(settings.metrics_db_url)
+    span = store.log_span(model_name=settings.model_name)
+    if span.rows == 0 or span.last_event is None:
+        raise MonitoringError(
+            f"no predictions of {settings.model_name} logged in {settings.metrics_db_url}: "
+            "run 08_model_simulation.py first"
+        )
+    start = span.last_event - pd.Timedelta(hours=hours)
+    rows = store.read_predictions(start=start, model_name=settings.model_name)
+    return select_window(rows, window_hours=hours)
+
+
+ProfileLoader = Callable[[Settings, str], Mapping[str, Any]]
+
+
+def judge_window(
+    settings: Settings, window: pd.DataFrame, profile_loader: ProfileLoader = reference_profile
+) -> tuple[str, pd.DataFrame, list[AlertResult]]:
+    """(model version in production, drift table, alert verdicts) of one window of the log.
+
+    Drift compares the requests of the version that served the window's newest request with that
+    version's training profile; `profile_loader` lets a long-running caller cache profiles.
+    """
+    if window.empty:
+        raise MonitoringError("the monitoring window holds no predictions")
+    model_version = str(window["model_version"].iloc[-1])
+    profile = profile_loader(settings, model_version)
+    served_by_current = window[window["model_version"] == model_version]
+    drift = drift_table(served_by_current, profile, settings.alert_max_psi)
+    return model_version, drift, evaluate_alerts(window, drift, settings)
 
 
 def build_report(
@@ -94,17 +138,14 @@ def build_report(
     """
     log_df = load_log(settings)
     window = select_window(log_df, window_hours=window_hours, last=last)
-    model_version = str(window["model_version"].iloc[-1])
-    profile = reference_profile(settings, model_version)
-    served_by_current = window[window["model_version"] == model_version]
-    drift = drift_table(served_by_current, profile, settings.alert_max_psi)
+    model_version, drift, alerts = judge_window(settings, window)
     return MonitoringReport(
         predictions=log_df,
         window=window,
         performance=performance_by_window(log_df, freq=freq),
         deployments=deployments(log_df),
         drift=drift,
-        alerts=evaluate_alerts(window, drift, settings),
+        alerts=alerts,
         model_name=settings.model_name,
         model_version=model_version,
         freq=freq,

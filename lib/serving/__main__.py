@@ -12,6 +12,7 @@ import sys
 
 from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import ConfigError, load_settings
+from lib.fileio import tail_lines
 from lib.logs import setup_logging
 from lib.registry import RegistryError, require_champion
 from lib.serving import service
@@ -19,7 +20,7 @@ from lib.serving.client import EndpointError, ServingClient, endpoint, log_path
 from lib.serving.loader import ServingError
 
 
-def _status(settings) -> int:  # noqa: ANN001 - Settings
+def _status(settings) -> int:  # settings: Settings
     try:
         ep = endpoint(settings)
     except EndpointError as exc:
@@ -37,12 +38,12 @@ def _status(settings) -> int:  # noqa: ANN001 - Settings
     return 0
 
 
-def _logs(settings, lines: int) -> int:  # noqa: ANN001 - Settings
+def _logs(settings, lines: int) -> int:  # settings: Settings
     path = log_path(settings)
     if not path.is_file():
         print(f"error: no server log at {path}: run 04_api_deployment.py first", file=sys.stderr)
         return 1
-    for line in path.read_text(errors="replace").splitlines()[-lines:]:
+    for line in tail_lines(path, lines):
         print(line)
     return 0
 
@@ -73,6 +74,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Start, stop, or inspect the model server; returns the exit code."""
     args = build_parser().parse_args(argv)
     setup_logging(is_verbose(args), fmt="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from lib.config import Settings
+from lib.fileio import atomic_write_json, atomic_write_text
 
 STATE_FILE = "server.json"
 PID_FILE = "server.pid"
@@ -43,6 +44,7 @@ class ServerState:
 
     @property
     def url(self) -> str:
+        """Where a client on this machine reaches the server (a wildcard bind is reached on loopback)."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         return f"http://{host}:{self.port}"
 
@@ -58,18 +60,22 @@ class Endpoint:
 
     @property
     def headers(self) -> dict[str, str]:
+        """The Authorization header to send, empty when auth is off."""
         return {"Authorization": f"Bearer {self.key}"} if self.key else {}
 
 
 def state_path(settings: Settings) -> Path:
+    """The JSON file a running server describes itself in."""
     return settings.run_dir / STATE_FILE
 
 
 def pid_path(settings: Settings) -> Path:
+    """The server's plain pid file, written alongside the state file."""
     return settings.run_dir / PID_FILE
 
 
 def log_path(settings: Settings) -> Path:
+    """The detached server's log file."""
     return settings.run_dir / LOG_FILE
 
 
@@ -113,23 +119,10 @@ def read_state(settings: Settings) -> ServerState | None:
     return state if pid_alive(state.pid, state.process_start) else None
 
 
-def write_json_atomic(path: Path, data: Mapping[str, Any], mode: int = 0o644) -> None:
-    """Write to a temp file in the same directory, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(dict(data), indent=2))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def save_state(settings: Settings, state: ServerState) -> None:
-    write_json_atomic(state_path(settings), asdict(state))
-    pid_tmp = pid_path(settings).with_suffix(".tmp")
-    pid_tmp.write_text(f"{state.pid}\n")
-    os.replace(pid_tmp, pid_path(settings))
+    """Record the started server (state and pid files, each written atomically)."""
+    atomic_write_json(state_path(settings), asdict(state))
+    atomic_write_text(pid_path(settings), f"{state.pid}\n")
 
 
 def clear_state(settings: Settings, pid: int) -> None:
@@ -144,6 +137,7 @@ def clear_state(settings: Settings, pid: int) -> None:
 
 
 def read_access_key(settings: Settings) -> str:
+    """The server's access key from its file, or an EndpointError naming 04_api_deployment.py."""
     path = settings.access_key_file
     try:
         key = path.read_text().strip()
@@ -165,6 +159,23 @@ def endpoint(settings: Settings) -> Endpoint:
     return Endpoint(url=state.url, key=key, pid=state.pid, state=state)
 
 
+def error_detail(response: httpx.Response, limit: int | None = None) -> str:
+    """Render an error answer as "HTTP <status>: <detail>": the server's `detail` field, else the raw text.
+
+    The one extractor for every client of the server (scripts, simulator, demo); `limit` cuts a
+    long detail for one-line logs.
+    """
+    try:
+        body = response.json()
+        detail = body.get("detail", response.text) if isinstance(body, dict) else response.text
+    except ValueError:
+        detail = response.text
+    text = str(detail)
+    if limit is not None:
+        text = text[:limit]
+    return f"HTTP {response.status_code}: {text}"
+
+
 class ServingClient:
     """A small synchronous client over httpx for the server's routes."""
 
@@ -179,39 +190,42 @@ class ServingClient:
         self.close()
 
     def close(self) -> None:
+        """Close the HTTP connection pool."""
         self.http.close()
 
     def _json(self, response: httpx.Response) -> Any:
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise EndpointError(f"{response.request.method} {response.request.url.path}: "
-                                f"HTTP {response.status_code}: {detail}")  # fmt: skip
+            request = response.request
+            raise EndpointError(f"{request.method} {request.url.path}: {error_detail(response)}")
         return response.json()
 
     def predict(
         self, records: Mapping[str, Any] | Sequence[Mapping[str, Any]], event_time: datetime | None = None
     ) -> list[dict[str, Any]]:
+        """Score one record or a list of them via POST /predict; returns one prediction per record."""
         body: dict[str, Any] = {"request": records if isinstance(records, Mapping) else list(records)}
         if event_time is not None:
             body["event_time"] = event_time.isoformat()
         return self._json(self.http.post("/predict", json=body))["predictions"]
 
     def feedback(self, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Report true outcomes of earlier predictions (by uuid) via POST /feedback."""
         return self._json(self.http.post("/feedback", json={"feedback": list(items)}))
 
     def explain(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """SHAP contributions for one record via POST /explain."""
         return self._json(self.http.post("/explain", json={"request": dict(record)}))
 
     def version(self) -> dict[str, Any]:
+        """The served model's registry facts and decision threshold (GET /version)."""
         return self._json(self.http.get("/version"))
 
     def health(self) -> dict[str, Any]:
+        """Liveness answer of the server (GET /health)."""
         return self._json(self.http.get("/health"))
 
     def reload(self) -> dict[str, Any]:
+        """Make the server load the version the champion alias names now (POST /admin/reload)."""
         return self._json(self.http.post("/admin/reload"))
 
     def wait_ready(self, version: str | None = None, timeout: float = 60.0) -> dict[str, Any]:

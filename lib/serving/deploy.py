@@ -36,11 +36,13 @@ class DeployResult:
 
     @property
     def champion(self) -> VersionInfo:
+        """The version the champion alias points at after the deployment."""
         return self.promotion.after
 
 
 @contextmanager
 def deploy_lock(settings: Settings, timeout: float = 600.0) -> Iterator[None]:
+    """Hold the run dir's deploy lock so two deployments never move the alias or the server at once."""
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(settings.run_dir / "deploy.lock")
     try:

@@ -4,11 +4,15 @@
 finishes on that model even if a swap happens meanwhile. A reload resolves the alias to a version,
 loads that exact version with `mlflow.pyfunc.load_model`, warms it up and only then replaces the
 reference (a single assignment, atomic under the GIL), so no request ever sees a half-loaded model.
+
+The decision threshold travels with the version: the model-version tag `decision_threshold` (a
+float in (0, 1)) if set, else `lib.metrics.DEFAULT_THRESHOLD`; a swap brings the new version's.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from lib.config import Settings
 from lib.features import CATEGORIES, NUMERIC_RANGES, FeatureSet
+from lib.metrics import DEFAULT_THRESHOLD
 from lib.model import BankModel
 from lib.registry import CHAMPION, VersionInfo, get_alias
 
@@ -37,17 +42,21 @@ class LoadedModel:
     model: BankModel
     info: VersionInfo
     loaded_at: datetime
+    threshold: float = DEFAULT_THRESHOLD
 
     @property
     def name(self) -> str:
+        """Registered model name of the served version."""
         return self.info.name
 
     @property
     def version(self) -> str:
+        """Registry version number of the served model, as a string."""
         return self.info.version
 
     @property
     def features(self) -> FeatureSet:
+        """The feature set the model was trained with, which requests are checked against."""
         return self.model.features
 
 
@@ -61,14 +70,35 @@ def example_record(features: FeatureSet) -> dict[str, object]:
     return {col: CATEGORIES[col][0] if col in CATEGORIES else NUMERIC_RANGES[col][0] for col in features.columns}
 
 
+THRESHOLD_TAG = "decision_threshold"
+
+
+def decision_threshold(info: VersionInfo) -> float:
+    """The version's `decision_threshold` tag, or the default; a tag that is not in (0, 1) is refused."""
+    text = info.tags.get(THRESHOLD_TAG)
+    if text is None:
+        return DEFAULT_THRESHOLD
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value < 1.0:
+        raise ServingError(
+            f"version {info.version} has {THRESHOLD_TAG}={text!r}: it must be a number between 0 and 1 "
+            "(exclusive); fix the tag in the registry"
+        )
+    return value
+
+
 def load_version(info: VersionInfo) -> LoadedModel:
     """Load exactly `info.version` through the standard pyfunc loader and warm it up."""
+    threshold = decision_threshold(info)
     pyfunc = mlflow.pyfunc.load_model(info.uri)
     model = pyfunc.unwrap_python_model()
     if not isinstance(model, BankModel):
         raise ServingError(f"{info.uri} is a {type(model).__name__}, not a BankModel: register a run of 03_train.py")
     model.predict_records([example_record(model.features)])
-    return LoadedModel(model=model, info=info, loaded_at=datetime.now(timezone.utc))
+    return LoadedModel(model=model, info=info, loaded_at=datetime.now(timezone.utc), threshold=threshold)
 
 
 class ModelHolder:
@@ -85,6 +115,7 @@ class ModelHolder:
         self._watcher: threading.Thread | None = None
 
     def resolve(self) -> VersionInfo:
+        """The version the alias names now, or a ServingError saying to run 04_api_deployment.py."""
         info = get_alias(self.settings, self.alias)
         if info is None:
             name = self.settings.model_name
@@ -115,6 +146,7 @@ class ModelHolder:
         self._watcher.start()
 
     def stop_watcher(self) -> None:
+        """Stop the alias-watcher thread, waiting up to 10 s for it to end."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=10)

@@ -1,4 +1,4 @@
-"""Request and response bodies of the model server, generated from `lib.features`.
+"""Request bodies of the model server, generated from `lib.features` (responses: `responses`).
 
 The record model is built from the feature definition (raw columns, numeric ranges, category
 vocabularies), so OpenAPI documents exactly what `validate_record` checks and there is no second
@@ -75,8 +75,11 @@ def _event_time_text(value: Any) -> Any:
 
 
 def _event_time(value: datetime) -> datetime:
-    """Naive times are UTC; the year range (as written, also in the schema's pattern) keeps the log
-    readable as pandas timestamps."""
+    """Validate an event time and make it timezone-aware.
+
+    Naive times are UTC; the year range (as written, also in the schema's pattern) keeps the log
+    readable as pandas timestamps.
+    """
     if not EVENT_TIME_MIN.year <= value.year < EVENT_TIME_MAX.year:
         raise ValueError(f"must be between {EVENT_TIME_MIN:%Y-%m-%d} and {EVENT_TIME_MAX:%Y-%m-%d}")
     aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
@@ -165,8 +168,11 @@ INVOCATION_INPUTS = ("dataframe_split", "dataframe_records", "instances", "input
 
 
 def _one_of_inputs(schema: dict[str, Any]) -> None:
-    """The input forms are given as values, never null. That exactly one is given is said in the
-    description only: a `oneOf` over them makes schema-driven generators (schemathesis) crawl."""
+    """The input forms are given as values, never null.
+
+    That exactly one is given is said in the description only: a `oneOf` over them makes
+    schema-driven generators (schemathesis) crawl.
+    """
     props = schema["properties"]
     for name in INVOCATION_INPUTS:
         variants = [v for v in props[name].pop("anyOf") if v.get("type") != "null"]
@@ -205,11 +211,9 @@ class Schemas:
     feedback: Any
 
 
-def build_schemas(features: FeatureSet, max_batch: int) -> Schemas:
-    """All request models for a server scoring `features` with at most `max_batch` rows per call."""
-    record = record_model(features)
+def _predict_body(record: type[BaseModel], max_batch: int) -> type[BaseModel]:
+    """POST /predict: one typed record or a list of them under `request`."""
     record_list = Annotated[list[record], Field(min_length=1, max_length=max_batch)]  # type: ignore[valid-type]
-    many_rows = Field(default=None, min_length=1, max_length=max_batch)
 
     class PredictRequest(BaseModel):
         """CML-model style: one record or a list of records under `request`."""
@@ -220,10 +224,17 @@ def build_schemas(features: FeatureSet, max_batch: int) -> Schemas:
             Discriminator(_request_kind),
         ]
         event_time: EventTime | None = None
-        accessKey: AccessKey | None = None  # noqa: N815 - CML's field name
+        accessKey: AccessKey | None = None  # CML's field name
 
         def records(self) -> list[dict[str, Any]]:
             return self.request if isinstance(self.request, list) else [self.request]
+
+    return PredictRequest
+
+
+def _invocations_body(max_batch: int) -> type[BaseModel]:
+    """POST /invocations: the MLflow input forms, rows untyped (checked per record when scored)."""
+    many_rows = Field(default=None, min_length=1, max_length=max_batch)
 
     class DataFrameSplit(BaseModel):
         model_config = FORBID
@@ -245,7 +256,7 @@ def build_schemas(features: FeatureSet, max_batch: int) -> Schemas:
         params: dict[str, Any] | None = Field(
             default=None, description="not supported: must be empty", json_schema_extra={"maxProperties": 0}
         )
-        accessKey: AccessKey | None = None  # noqa: N815
+        accessKey: AccessKey | None = None
 
         @model_validator(mode="after")
         def _one_input(self) -> InvocationsRequest:
@@ -276,12 +287,11 @@ def build_schemas(features: FeatureSet, max_batch: int) -> Schemas:
                 raise FeatureError(f"{name}: {len(value)} rows exceed the limit of {max_batch} per request")
             return list(value)
 
-    class ExplainRequest(BaseModel):
-        """One record to explain."""
+    return InvocationsRequest
 
-        model_config = FORBID
-        request: record  # type: ignore[valid-type]
-        accessKey: AccessKey | None = None  # noqa: N815
+
+def _feedback_body(max_batch: int) -> Any:
+    """POST /feedback: one outcome, or a batch under `feedback` (told apart by that key)."""
 
     class FeedbackItem(BaseModel):
         model_config = FORBID
@@ -296,7 +306,7 @@ def build_schemas(features: FeatureSet, max_batch: int) -> Schemas:
     class FeedbackOne(FeedbackItem):
         """Ground truth for one prediction."""
 
-        accessKey: AccessKey | None = None  # noqa: N815
+        accessKey: AccessKey | None = None
 
         def items(self) -> list[dict[str, Any]]:
             return [self.item()]
@@ -306,7 +316,7 @@ def build_schemas(features: FeatureSet, max_batch: int) -> Schemas:
 
         model_config = FORBID
         feedback: list[FeedbackItem] = Field(min_length=1, max_length=max_batch)
-        accessKey: AccessKey | None = None  # noqa: N815
+        accessKey: AccessKey | None = None
 
         def items(self) -> list[dict[str, Any]]:
             return [f.item() for f in self.feedback]
@@ -318,85 +328,23 @@ def build_schemas(features: FeatureSet, max_batch: int) -> Schemas:
         Annotated[FeedbackOne, Tag("one")] | Annotated[FeedbackBatch, Tag("batch")],
         Discriminator(_feedback_kind),
     ]
+    return feedback
+
+
+def build_schemas(features: FeatureSet, max_batch: int) -> Schemas:
+    """All request models for a server scoring `features` with at most `max_batch` rows per call."""
+    record = record_model(features)
+
+    class ExplainRequest(BaseModel):
+        """One record to explain."""
+
+        model_config = FORBID
+        request: record  # type: ignore[valid-type]
+        accessKey: AccessKey | None = None
+
     return Schemas(
-        predict=PredictRequest,
-        invocations=InvocationsRequest,
+        predict=_predict_body(record, max_batch),
+        invocations=_invocations_body(max_batch),
         explain=ExplainRequest,
-        feedback=feedback,
+        feedback=_feedback_body(max_batch),
     )
-
-
-# --- responses -------------------------------------------------------------------------------------
-
-
-class Prediction(BaseModel):
-    uuid: str = Field(description="quote it in POST /feedback to report the true outcome")
-    prediction: Literal[0, 1]
-    probability: float
-    model_name: str
-    model_version: str
-
-
-class PredictResponse(BaseModel):
-    model_name: str
-    model_version: str
-    predictions: list[Prediction]
-
-
-class InvocationRow(BaseModel):
-    prediction: Literal[0, 1]
-    probability: float
-
-
-class InvocationsResponse(BaseModel):
-    predictions: list[InvocationRow]
-
-
-class ExplainResponse(BaseModel):
-    model_name: str
-    model_version: str
-    probability: float
-    prediction: Literal[0, 1]
-    contributions: dict[str, float] = Field(description="SHAP log-odds per feature, plus 'bias'")
-
-
-class FeedbackResponse(BaseModel):
-    matched: int
-    unknown: list[str] = Field(description="uuids no logged prediction has (not stored)")
-
-
-class HealthResponse(BaseModel):
-    status: Literal["ok"]
-    pid: int
-
-
-class ReadyResponse(BaseModel):
-    status: str
-    model_version: str | None
-
-
-class VersionResponse(BaseModel):
-    model_name: str
-    model_version: str
-    run_id: str
-    iceberg_snapshot_id: str
-    git_commit: str
-    experiment: str
-    model_uri: str
-    loaded_at: str
-
-
-class ReloadResponse(BaseModel):
-    reloaded: bool
-    previous_version: str | None
-    model_version: str
-
-
-class ErrorItem(BaseModel):
-    field: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    detail: str = Field(description="what was wrong, naming the field")
-    errors: list[ErrorItem] | None = None

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lib.config import PROJECT_ROOT, Settings
+from lib.fileio import atomic_write_json, atomic_write_text, tail_lines
 from lib.serving.client import (
     Endpoint,
     ServerState,
@@ -36,7 +37,6 @@ from lib.serving.client import (
     read_state,
     save_state,
     state_path,
-    write_json_atomic,
 )
 from lib.serving.loader import ServingError
 
@@ -51,14 +51,17 @@ _PATHS = ("root", "run_dir")
 
 
 def write_settings_file(settings: Settings) -> Path:
-    """The launcher's serving settings for the child's `--settings-file` (a file, mode 0600, not
-    the command line: a tracking URI may carry credentials and `ps` shows arguments)."""
+    """Write the launcher's serving settings for the child's `--settings-file`.
+
+    A file (mode 0600), not the command line: a tracking URI may carry credentials and `ps` shows
+    arguments.
+    """
     data = {}
     for key in FORWARDED:
         value = getattr(settings, key)
         data[key] = str(value) if isinstance(value, Path) else value
     path = settings.run_dir / "server.settings.json"
-    write_json_atomic(path, data, mode=0o600)
+    atomic_write_json(path, data, mode=0o600)
     return path
 
 
@@ -88,20 +91,14 @@ def ensure_access_key(settings: Settings) -> str:
             if path.stat().st_mode & 0o077:
                 path.chmod(0o600)
             return key
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, key + "\n", mode=0o600)
     log.info("generated a new access key in %s", path)
     return key
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
+    """Listen before uvicorn starts: a busy port fails with a one-line fix, and port 0's real port is known."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -115,8 +112,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def server_log_config(level: str = "INFO") -> dict[str, Any]:
-    """One format for uvicorn and our loggers. Applied by uvicorn after the model is loaded, so it
-    also undoes the root-logger setup MLflow's database migrations may have done."""
+    """One format for uvicorn and our loggers.
+
+    Applied by uvicorn after the model is loaded, so it also undoes the root-logger setup MLflow's
+    database migrations may have done.
+    """
     handler = {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
     return {
         "version": 1,
@@ -178,13 +178,6 @@ def serve(settings: Settings, *, no_auth: bool = False, watch_seconds: float | N
         clear_state(settings, os.getpid())
 
 
-def _log_tail(path: Path, lines: int = 5) -> str:
-    try:
-        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def start_detached(
     settings: Settings,
     *,
@@ -216,7 +209,8 @@ def start_detached(
     while True:
         code = proc.poll()
         if code is not None:
-            raise ServingError(f"the server exited with code {code} while starting: {_log_tail(logfile)} "
+            tail = " | ".join(tail_lines(logfile, 5)) or "(no log)"
+            raise ServingError(f"the server exited with code {code} while starting: {tail} "
                                f"(full log: {logfile})")  # fmt: skip
         state = read_state(settings)
         if state is not None and state.pid == proc.pid:

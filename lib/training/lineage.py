@@ -26,7 +26,7 @@ def git_commit() -> str:
 
 
 def git_dirty() -> str:
-    """ "true" when tracked files differ from the commit (the commit alone does not pin the code)."""
+    """Return "true" when tracked files differ from the commit (the commit alone does not pin the code)."""
     status = _git("status", "--porcelain", "--untracked-files=no")
     return "unknown" if status is None else str(bool(status)).lower()
 

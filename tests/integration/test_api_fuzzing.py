@@ -6,6 +6,7 @@ invalid ones refused (except the one documented exemption in tests/fuzz/schemath
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from lib.serving import service
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # ~1 min of generated requests
 
 CONFIG = PROJECT_ROOT / "tests" / "fuzz" / "schemathesis.toml"
+# the text/csv serializer for /invocations (tests/fuzz/hooks.py)
+HOOKS = {"SCHEMATHESIS_HOOKS": "tests.fuzz.hooks", "PYTHONPATH": str(PROJECT_ROOT)}
 MIN_CASES = 1000
 
 
@@ -33,7 +36,7 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(
             [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run", f"{ep.url}/openapi.json",
              "--header", f"Authorization: Bearer {ep.key}", "--checks", "all", "--max-examples", "150",
              "--seed", "1", "--workers", "1", "--no-color", "--generation-database", "none"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=900,
+            cwd=tmp_path, env={**os.environ, **HOOKS}, capture_output=True, text=True, timeout=900,
         )  # fmt: skip
     finally:
         service.stop(settings)

@@ -20,8 +20,9 @@ import pytest
 from lib.batches import generate_batch
 from lib.config import PROJECT_ROOT, Settings
 from lib.features import RAW_COLUMNS, TARGET, labels_to_int
-from lib.metrics_store import MetricsStore, PredictionRow
+from lib.metrics_store import MetricsStore
 from lib.notebooks import execute_notebook
+from lib.serving.prediction_log import PredictionRow
 from lib.simulation import flip_labels, flip_schedule
 from lib.tracking import configure_mlflow
 
@@ -72,12 +73,26 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     return {**os.environ, "PROJECT_ROOT": str(settings.root), "PROJECT_OWNER": settings.user, **extra}
 
 
+def log_campaign_economics(settings: Settings, bank_sample: pd.DataFrame) -> None:
+    """What 10 logs on the champion (its real probabilities on the sample), without the Spark step."""
+    from lib.economics import CampaignEconomics, evaluate_campaign
+    from lib.registry import require_champion
+    from lib.scoring import log_economics
+
+    info = require_champion(settings)
+    model = mlflow.pyfunc.load_model(info.uri)
+    proba = model.predict(bank_sample.loc[:, model.metadata.get_input_schema().input_names()])["probability"]
+    report = evaluate_campaign(labels_to_int(bank_sample[TARGET]), proba.to_numpy(), CampaignEconomics(5, 100))
+    log_economics(settings, info, report, holdout_snapshot=0)
+
+
 def test_dashboard_notebook_runs_headless_and_writes_png_and_html(
-    logged: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    logged: Settings, bank_sample: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PROJECT_ROOT", str(logged.root))
     monkeypatch.setenv("PROJECT_OWNER", logged.user)
     monkeypatch.setenv("REPORTS_DIR", str(tmp_path))
+    log_campaign_economics(logged, bank_sample)
     nb = execute_notebook(NOTEBOOK, timeout=300)
     outputs = "\n".join(
         out.get("text", "") + str(out.get("data", {}).get("text/plain", ""))
@@ -87,7 +102,8 @@ def test_dashboard_notebook_runs_headless_and_writes_png_and_html(
     )
     assert f"{2 * PER_VERSION:,} logged predictions, {2 * PER_VERSION:,} with ground truth" in outputs
     assert "balance" in outputs and "data_drift_psi" in outputs
-    for name in ("traffic", "quality", "drift"):
+    assert "cut-off 0." in outputs and "cumulative_gain" in outputs  # the campaign section, from 10's economics
+    for name in ("traffic", "quality", "drift", "gains"):
         assert (tmp_path / f"monitoring_{name}.png").read_bytes()[:4] == b"\x89PNG"
     page = (tmp_path / "monitoring_dashboard.html").read_text()
     assert page.count("data:image/png;base64,") == 3

@@ -96,7 +96,7 @@ def test_bad_batch_rollback_and_recovery(
         # 2. the chain fails at retrain; nothing is redeployed; the endpoint keeps the champion
         failed = run_chain(settings, "Retrain Models", spec=spec, progress=False)
         assert not failed.ok and failed.failed is not None
-        assert failed.failed.job == "Retrain Models" and failed.skipped == ("Redeploy Model",)
+        assert failed.failed.job == "Retrain Models" and failed.skipped == ("Redeploy Model", "Score Customers")
         log_text = failed.failed.log_path.read_text()
         assert "'influencer'" in log_text and f"snapshot {bad.snapshot_id}" in log_text
         assert registry.require_champion(settings).version == champion.version
@@ -118,8 +118,8 @@ def test_bad_batch_rollback_and_recovery(
         assert new_champion.version != champion.version
         assert new_champion.snapshot_id == str(good_snapshot)
         assert served_version(settings)["model_version"] == new_champion.version
-        runs = [(r.job, r.status) for r in history(settings, limit=2)]
-        assert runs == [("Redeploy Model", "succeeded"), ("Retrain Models", "failed")]
+        runs = [(r.job, r.status) for r in history(settings, limit=3)]
+        assert runs == [("Score Customers", "succeeded"), ("Redeploy Model", "succeeded"), ("Retrain Models", "failed")]
     finally:
         service.stop(settings)
         _kill_if_alive(int(re.search(r"\(pid (\d+)\)", deployed.stdout).group(1)))

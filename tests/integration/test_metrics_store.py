@@ -16,12 +16,11 @@ from lib.metrics_store import (
     LOG_COLUMNS,
     MetricsStore,
     MetricsStoreError,
-    PredictionRow,
-    PredictionWriter,
     get_engine,
     metadata,
     predictions,
 )
+from lib.serving.prediction_log import PredictionRow, PredictionWriter
 
 pytestmark = pytest.mark.integration  # a SQLite file and the writer process
 

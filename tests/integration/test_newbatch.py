@@ -112,7 +112,7 @@ def test_concurrent_appends_both_land(spark, sample_table: Settings, bank_sample
     def worker(batch: pd.DataFrame) -> None:
         try:
             results.append(append_batch(spark, sample_table, batch, "none"))
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+        except Exception as exc:  # collected and asserted below
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(b,)) for b in batches]

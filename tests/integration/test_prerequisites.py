@@ -20,6 +20,7 @@ SCRIPTS = [
     "06_retrain.py",
     "07_api_redeployment.py",
     "08_model_simulation.py",
+    "10_batch_scoring.py",
 ]
 
 MISSING = [
@@ -30,6 +31,7 @@ MISSING = [
     ("06_retrain.py", "run 01_write_to_dl.py first"),
     ("07_api_redeployment.py", "run 06_retrain.py first"),
     ("08_model_simulation.py", "run 04_api_deployment.py first"),
+    ("10_batch_scoring.py", "run 04_api_deployment.py first"),
 ]
 
 

@@ -97,7 +97,7 @@ def test_interrupted_promotion_leaves_a_valid_champion(
     registry.promote(table_settings, v1)
     real = MlflowClient.set_registered_model_alias
 
-    def die_before_champion(self, name, alias, version):  # noqa: ANN001, ANN202
+    def die_before_champion(self, name, alias, version):
         if alias == CHAMPION:
             raise KeyboardInterrupt("killed mid-promotion")
         return real(self, name, alias, version)

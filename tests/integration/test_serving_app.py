@@ -19,8 +19,10 @@ from fastapi.testclient import TestClient
 from lib import registry
 from lib.config import Settings
 from lib.features import RAW_COLUMNS, TARGET
+from lib.metrics import DEFAULT_THRESHOLD
 from lib.metrics_store import MetricsStore
 from lib.serving.app import create_app
+from lib.serving.deps import get_current_model
 from lib.serving.loader import ModelHolder
 
 pytestmark = pytest.mark.integration
@@ -68,11 +70,11 @@ def records(bank_sample: pd.DataFrame) -> list[dict]:
     return json.loads(rows.to_json(orient="records"))
 
 
-def post(client: TestClient, path: str, body, headers=AUTH):  # noqa: ANN001, ANN201
+def post(client: TestClient, path: str, body, headers=AUTH):
     return client.post(path, json=body, headers=headers)
 
 
-def raw(client: TestClient, path: str, content: bytes, headers=AUTH):  # noqa: ANN001, ANN201
+def raw(client: TestClient, path: str, content: bytes, headers=AUTH):
     return client.post(path, content=content, headers={**headers, "Content-Type": "application/json"})
 
 
@@ -157,7 +159,7 @@ def test_auth_is_checked_before_validation(client: TestClient) -> None:
     assert raw(client, "/predict", b"{not json", headers={}).status_code == 401
 
 
-@pytest.mark.parametrize("path", ["/health", "/ready", "/version", "/metrics", "/openapi.json"])
+@pytest.mark.parametrize("path", ["/health", "/ready", "/ping", "/version", "/metrics", "/openapi.json", "/docs"])
 def test_operational_routes_are_open(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 200
 
@@ -332,6 +334,7 @@ def test_version_ready_and_reload(client: TestClient, served: Settings) -> None:
     version = client.get("/version").json()
     assert version["model_version"] == champion.version and version["run_id"] == champion.run_id
     assert version["iceberg_snapshot_id"] == "777"
+    assert version["decision_threshold"] == DEFAULT_THRESHOLD  # no tag on this version
     assert client.get("/ready").json() == {"status": "ready", "model_version": champion.version}
     reload = client.post("/admin/reload", headers=AUTH).json()
     assert reload == {
@@ -357,15 +360,15 @@ def test_openapi_documents_every_body_from_the_feature_definition(client: TestCl
 
 
 def test_without_a_model_the_server_is_not_ready(client: TestClient, records: list[dict]) -> None:
-    holder = client.app.state.holder
-    loaded, holder.current = holder.current, None
+    client.app.dependency_overrides[get_current_model] = lambda: None
     try:
         assert client.get("/ready").status_code == 503
+        assert client.get("/ping").status_code == 503
         answer = post(client, "/predict", {"request": records[0]})
         assert answer.status_code == 503 and answer.json()["detail"] == "no model loaded"
         assert client.get("/health").status_code == 200
     finally:
-        holder.current = loaded
+        client.app.dependency_overrides.clear()
 
 
 def test_watcher_swaps_when_the_champion_alias_moves(

@@ -14,16 +14,17 @@ import pytest
 from lib.cliargs import EX_USAGE, ArgumentParser
 from lib.config import PROJECT_ROOT
 
-SCRIPTS = sorted(p.name for p in PROJECT_ROOT.glob("0[0-9]_*.py"))
+SCRIPTS = sorted(p.name for p in PROJECT_ROOT.glob("[0-9][0-9]_*.py"))
 # module -> a valid subcommand (None: no subcommands)
 MODULES = {
     "lib.demo": None,
     "lib.jobs.__main__": "list",
     "lib.lake": "snapshots",
-    "lib.metrics_store": None,  # the prediction-writer process the server starts with pipe fds
     "lib.monitoring.__main__": "check",
     "lib.notebooks": None,
     "lib.serving.__main__": "status",
+    "lib.serving.prediction_log": None,  # the prediction-writer process the server starts with pipe fds
+    "lib.stack": "status",
     "lib.tracking": "ui",  # make mlflow-ui
 }
 BENCHMARKS = sorted(f"benchmarks.{p.stem}" for p in (PROJECT_ROOT / "benchmarks").glob("bench_*.py"))
@@ -53,7 +54,7 @@ def test_the_lists_name_every_cli() -> None:
         if re.search(r"^def main\(", path.read_text(), re.MULTILINE):
             found.add(".".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts))
     assert found == set(MODULES)
-    assert SCRIPTS[0] == "00_download.py" and len(SCRIPTS) == 8  # 00-08 (02 and 09 are notebooks)
+    assert SCRIPTS[0] == "00_download.py" and len(SCRIPTS) == 9  # 00-08 and 10 (02 and 09 are notebooks)
 
 
 def test_no_parser_bypasses_the_contract() -> None:

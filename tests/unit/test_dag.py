@@ -93,6 +93,7 @@ def test_dag_matches_jobs_yaml(monkeypatch: pytest.MonkeyPatch, layout: str):
         assert shlex.split(command)[1:] == [job.script, *job.args]
     assert dag.tasks["retrain_models"].upstream == {"new_batch"}
     assert dag.tasks["redeploy_model"].upstream == {"retrain_models"}
+    assert dag.tasks["score_customers"].upstream == {"redeploy_model"}
 
 
 def test_every_root_job_gets_its_own_scheduled_dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

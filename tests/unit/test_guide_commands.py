@@ -4,18 +4,24 @@ A `make X` names a target the Makefile defines; `python NN_script.py` (also `!py
 script in the project (and every numbered script, notebook or `lib/` file named at all exists);
 `python -m lib.x` a module that runs with -m (a `__main__` guard or a
 package `__main__.py`); `python -m tool` an installed module. Renaming a script, a module or a target
-then fails here instead of leaving the docs wrong. Only files are read: no process, no import.
+then fails here instead of leaving the docs wrong. The command lines in code blocks are also
+parsed by the CLI's own `build_parser()`, so a renamed or removed flag fails too (imports only: no
+process, no database).
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import importlib.util
+import inspect
 import re
+import shlex
 from pathlib import Path
 
 import pytest
 
-from lib.config import PROJECT_ROOT
+from lib.config import PROJECT_ROOT, load_settings
 
 DOCS = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 
@@ -109,3 +115,61 @@ def test_named_file_exists(doc: str, name: str) -> None:
     path = PROJECT_ROOT / name
     # a lib module that became a package (lib/x.py -> lib/x/) is still where the reader looks
     assert path.is_file() or path.with_suffix("").is_dir(), f"{doc} names {name}, there is no such file"
+
+
+# --- flags: argparse accepts what the docs type ---------------------------------------------------
+
+_LINE = re.compile(
+    r"^\s*(?:\$\s+)?(?:!|%run\s+)?(?:\S*/)?(?:python(?:3(?:\.\d+)?)?\s+)?(-m\s+lib[\w.]*|\d\d_\w+\.py)(.*)$"
+)
+# placeholders and usage syntax (`<id>`, `[--limit 20]`, `RUN_ID`, `N`, `$(...)`): not a literal command
+_PLACEHOLDER = re.compile(r"[<>…\[\]{}$]|\.\.\.|\b[A-Z][A-Z0-9_]+\b|\bN\b")
+
+
+def _invocations() -> list[tuple[str, str, list[str]]]:
+    """(doc, script or module, argv) for every command line in the docs' fenced code blocks."""
+    found = set()
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, re.M | re.S):
+            for line in block.splitlines():
+                line = line.split(" #")[0].split("&&")[0].split("|")[0].split(" 2>")[0].split(" >")[0]
+                match = _LINE.match(line)
+                if not match or _PLACEHOLDER.search(line):
+                    continue
+                target = match.group(1).removeprefix("-m").strip()
+                try:
+                    argv = shlex.split(match.group(2))
+                except ValueError:
+                    continue
+                found.add((doc.name, target, tuple(argv)))
+    return sorted((doc, target, list(argv)) for doc, target, argv in found)
+
+
+def _parser(target: str) -> argparse.ArgumentParser:
+    if target.endswith(".py"):
+        spec = importlib.util.spec_from_file_location(target.removesuffix(".py"), PROJECT_ROOT / target)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        name = (
+            target if (PROJECT_ROOT.joinpath(*target.split(".")).with_suffix(".py")).is_file() else f"{target}.__main__"
+        )
+        module = importlib.import_module(name)
+    build = module.build_parser
+    return build(load_settings()) if inspect.signature(build).parameters else build()
+
+
+def test_the_docs_have_command_lines_to_check() -> None:
+    targets = {target for _, target, _ in _invocations()}
+    assert {"03_train.py", "05_newbatch.py", "lib.jobs", "lib.lake"} <= targets
+
+
+@pytest.mark.parametrize(("doc", "target", "argv"), _invocations())
+def test_argparse_accepts_the_documented_flags(doc: str, target: str, argv: list[str]) -> None:
+    parser = _parser(target)
+    try:
+        parser.parse_args(argv)
+    except SystemExit as exc:
+        assert exc.code == 0, f"{doc}: `{target} {' '.join(argv)}` is refused by its parser (exit {exc.code})"

@@ -10,13 +10,19 @@ from lib.jobs import JobError, load_spec, parse_spec
 
 def test_the_seed_chain_is_in_jobs_yaml():
     spec = load_spec(PROJECT_ROOT / "jobs.yaml")
-    assert spec.names[:3] == ["New Batch", "Retrain Models", "Redeploy Model"]
-    assert [j.script for j in spec.jobs[:3]] == ["05_newbatch.py", "06_retrain.py", "07_api_redeployment.py"]
+    assert spec.names[:4] == ["New Batch", "Retrain Models", "Redeploy Model", "Score Customers"]
+    assert [j.script for j in spec.jobs[:4]] == [
+        "05_newbatch.py", "06_retrain.py", "07_api_redeployment.py", "10_batch_scoring.py"
+    ]  # fmt: skip
     assert spec.get("New Batch").depends_on == () and spec.get("New Batch").schedule is None
     assert spec.get("Retrain Models").depends_on == ("New Batch",)
     assert spec.get("Redeploy Model").depends_on == ("Retrain Models",)
-    assert [j.name for j in spec.chain("New Batch")] == ["New Batch", "Retrain Models", "Redeploy Model"]
-    assert [j.name for j in spec.chain("Retrain Models")] == ["Retrain Models", "Redeploy Model"]
+    assert spec.get("Score Customers").depends_on == ("Redeploy Model",)
+    assert spec.get("Score Customers").schedule is not None  # the nightly call list, on its own
+    chain = ["New Batch", "Retrain Models", "Redeploy Model", "Score Customers"]
+    assert [j.name for j in spec.chain("New Batch")] == chain
+    assert [j.name for j in spec.chain("Retrain Models")] == chain[1:]
+    assert [j.name for j in spec.chain("Score Customers")] == ["Score Customers"]
     for job in spec.jobs:
         assert job.timeout > 0
         assert job.script is None or (PROJECT_ROOT / job.script).is_file(), job.script

@@ -1,0 +1,83 @@
+"""The one scoring path behind /predict and /invocations: check, score, log.
+
+The model scores validated records with numpy (no pandas); the prediction is `probability >=` the
+served version's decision threshold; every row goes to the prediction-log writer (one queue put,
+never a database wait) and the records-scored counter.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from lib.features import TARGET
+from lib.serving import schemas
+from lib.serving.loader import LoadedModel
+from lib.serving.prediction_log import PredictionRow, PredictionWriter
+from lib.serving.prometheus import Metrics
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What one request's records got: their log uuids, probabilities and 0/1 predictions."""
+
+    ids: list[str]
+    proba: np.ndarray
+    pred: np.ndarray
+
+
+def without_target(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The raw features to log (a client may send the outcome `y` along; it is not a feature)."""
+    return [{k: v for k, v in r.items() if k != TARGET} if TARGET in r else r for r in records]
+
+
+class Scorer:
+    """Scores with a loaded model and hands every row to the prediction log."""
+
+    def __init__(self, writer: PredictionWriter, metrics: Metrics) -> None:
+        self.writer = writer
+        self.metrics = metrics
+
+    def score(
+        self,
+        loaded: LoadedModel,
+        records: list[dict[str, Any]],
+        *,
+        event_time: datetime | None,
+        t0: float,
+        checked: bool,
+    ) -> Scored:
+        """Score `records` (already typed by the schema if `checked`) and log every row."""
+        rows = records if checked else [schemas.check_record(r, loaded.features) for r in records]
+        proba, pred = loaded.model.predict_records(rows, threshold=loaded.threshold)
+        ids = self.log(loaded, without_target(records), proba, pred, event_time, t0)
+        return Scored(ids, proba, pred)
+
+    def log(
+        self,
+        loaded: LoadedModel,
+        records: list[dict[str, Any]],
+        proba: np.ndarray,
+        pred: np.ndarray,
+        event_time: datetime | None,
+        t0: float,
+    ) -> list[str]:
+        """Hand the scored rows to the prediction-log writer and count them; returns their new uuids."""
+        now = time.time()
+        latency = (time.perf_counter() - t0) * 1000.0
+        event = event_time if event_time is not None else now
+        ids = [str(uuid.uuid4()) for _ in records]
+        self.writer.submit(
+            [
+                PredictionRow(u, now, event, loaded.name, loaded.version, rec, float(p), int(y), latency)
+                for u, rec, p, y in zip(ids, records, proba, pred, strict=True)
+            ]
+        )
+        self.metrics.predictions.labels(loaded.version).inc(len(records))
+        return ids

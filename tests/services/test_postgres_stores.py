@@ -1,0 +1,60 @@
+"""The prediction log on PostgreSQL (`METRICS_DB_URL=postgresql+psycopg://…`): the same behaviours
+the SQLite tests pin down (batched background writes, feedback replace and join, time ranges, a
+failing database, a dead writer), run against a real PostgreSQL 15 started by `lib.stack`, one
+fresh database per test."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lib import stack
+from lib.config import load_settings
+from lib.metrics_store import MetricsStore, get_engine
+from tests.integration.test_metrics_store import (  # noqa: F401 - collected here again, on PostgreSQL
+    test_a_dead_writer_is_reported_and_counted,
+    test_empty_log_has_the_documented_columns,
+    test_feedback_joins_by_uuid_and_reports_matches,
+    test_feedback_rejects_bad_labels_before_writing,
+    test_read_expands_features_and_types,
+    test_time_range_and_version_filters,
+    test_writer_keeps_rows_while_the_database_fails,
+    test_writer_process_writes_batches_off_the_caller,
+    test_writer_sends_on_its_interval,
+)
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Path]:
+    """PostgreSQL alone, in a temp dir its server user can enter."""
+    base = Path(tempfile.mkdtemp(prefix="lab-postgres-"))
+    base.chmod(0o755)
+    root = base / "stack"
+    try:
+        try:
+            stack.up(root, load_settings().jdbc_driver_jar, postgres_only=True)
+        except stack.StackError as exc:
+            pytest.fail(f"PostgreSQL did not start: {exc}")
+        yield root
+    finally:
+        stack.down(root)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def store(postgres: Path) -> MetricsStore:
+    """A metrics store on a fresh PostgreSQL database (shadows the SQLite one of the imported tests)."""
+    return MetricsStore(stack.create_database(postgres, f"metrics_{uuid.uuid4().hex[:12]}"))
+
+
+def test_the_store_really_is_postgresql(store: MetricsStore) -> None:
+    assert store.url.startswith("postgresql+psycopg://")
+    assert store.engine.dialect.name == "postgresql"
+    assert get_engine(store.url) is store.engine
