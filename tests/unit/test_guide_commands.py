@@ -126,11 +126,16 @@ _LINE = re.compile(
 _PLACEHOLDER = re.compile(r"[<>…\[\]{}$]|\.\.\.|\b[A-Z][A-Z0-9_]+\b|\bN\b")
 
 
+_OUTPUT = re.compile(r"^<!-- output: .*?^<!-- /output -->", re.M | re.S)
+
+
 def _invocations() -> list[tuple[str, str, list[str]]]:
     """(doc, script or module, argv) for every command line in the docs' fenced code blocks."""
     found = set()
     for doc in DOCS:
-        text = doc.read_text(encoding="utf-8")
+        # real output (the guides' `<!-- output: … -->` blocks) is not a command, even where a line
+        # starts with a script name ("08_model_simulation.py exited with status 1")
+        text = _OUTPUT.sub("", doc.read_text(encoding="utf-8"))
         for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, re.M | re.S):
             for line in block.splitlines():
                 line = line.split(" #")[0].split("&&")[0].split("|")[0].split(" 2>")[0].split(" >")[0]
