@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"logged     : economics/ on the run of v{result.model_version}, tag decision_threshold={cut.threshold:.4f}")
     if result.csv_path is not None:
         print(f"csv        : {result.csv_path} ({result.exported:,} rows)")
+    if result.served_threshold is not None:
+        print(f"server     : v{result.model_version} now decides at {result.served_threshold:.4f}")
     print(f"seconds    : {result.seconds:.1f}")
     print("next       : python -m lib.notebooks 09_model_monitoring_dashboard.ipynb (the gains chart)")
     return EX_OK

@@ -408,6 +408,7 @@ class ScoringResult:
     exported: int
     csv_path: Path | None
     seconds: float
+    served_threshold: float | None = None  # what a running server decides at now (None: none serves it)
 
 
 @dataclass(frozen=True)
@@ -478,6 +479,7 @@ def run_batch_scoring(
         log.info("logging    : economics to MLflow, tag %s on v%s", THRESHOLD_TAG, champion.info.version)
         # after the commit: the tag never names a cut-off whose call list failed to be written
         log_economics(settings, champion.info, report, holdout_snapshot)
+        served_threshold = _refresh_server(settings, champion.info.version)
         called = read_call_list(spark, settings, list_snapshot)
         to_call = called.where("decision = 1").count()
         exported = export_top(spark, settings, list_snapshot, top, csv_path) if csv_path is not None else 0
@@ -495,4 +497,18 @@ def run_batch_scoring(
         exported=exported,
         csv_path=csv_path,
         seconds=time.perf_counter() - start,
+        served_threshold=served_threshold,
     )
+
+
+def _refresh_server(settings: Settings, version: str) -> float | None:
+    from lib.serving.client import EndpointError
+    from lib.serving.deploy import refresh_threshold
+
+    try:
+        return refresh_threshold(settings, version)
+    except EndpointError as exc:
+        raise ScoringError(
+            f"the call list and the tag are written, but the running server did not take the new cut-off: {exc}; "
+            "run python -m lib.serving stop, then start"
+        ) from exc

@@ -75,6 +75,19 @@ def serve_version(
     return ep, "reloaded"
 
 
+def refresh_threshold(settings: Settings, version: str, timeout: float = 30.0) -> float | None:
+    """Have a running server re-read `version`'s tags (10 sets `decision_threshold` after it went live).
+
+    Returns the threshold it decides at now, or None when no server runs or it serves another version.
+    """
+    if read_state(settings) is None:
+        return None
+    with ServingClient(endpoint(settings), timeout=timeout) as client:
+        if client.version()["model_version"] != version:
+            return None
+        return float(client.reload()["decision_threshold"])
+
+
 def promote_best(settings: Settings, metric: str = registry.DEFAULT_METRIC) -> Promotion:
     """Register the best run of the training experiment and make it champion (no server change)."""
     version = registry.register_best(settings, settings.experiment_name, metric, "run 03_train.py first")

@@ -15,7 +15,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import mlflow
@@ -123,11 +123,20 @@ class ModelHolder:
         return info
 
     def reload(self) -> tuple[LoadedModel | None, LoadedModel]:
-        """Serve the version the alias points at now; returns (old, new), equal if unchanged."""
+        """Serve the version the alias points at now; returns (old, new), equal if unchanged.
+
+        The same version with a changed `decision_threshold` tag (10_batch_scoring.py sets it after
+        the version went live) keeps the loaded model and takes the new threshold.
+        """
         with self._lock:
             old = self.current
             info = self.resolve()
             if old is not None and old.version == info.version:
+                threshold = decision_threshold(info)
+                if threshold != old.threshold:
+                    self.current = replace(old, info=info, threshold=threshold)
+                    log.info("version %s: decision threshold %g (was %g)", old.version, threshold, old.threshold)
+                    return old, self.current
                 return old, old
             new = load_version(info)
             if self.check is not None:

@@ -91,6 +91,7 @@ class ReloadResponse(BaseModel):
     reloaded: bool
     previous_version: str | None
     model_version: str
+    decision_threshold: float = Field(description="the threshold serving now (the version's tag, else 0.5)")
 
 
 class ErrorItem(BaseModel):

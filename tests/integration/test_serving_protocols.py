@@ -161,6 +161,25 @@ def test_threshold_tag_default_and_bad_values(served: Settings) -> None:
             decision_threshold(dataclasses.replace(info, tags={THRESHOLD_TAG: bad}))
 
 
+def test_reload_takes_a_changed_threshold_tag_without_reloading_the_model(served: Settings) -> None:
+    # 10_batch_scoring.py tags the champion after it went live; the running server must follow
+    holder = ModelHolder(served)
+    holder.reload()
+    loaded = holder.current
+    version = registry.require_champion(served).version
+    tracking = configure_mlflow(served)
+    tracking.set_model_version_tag(served.model_name, version, THRESHOLD_TAG, "0.2")
+    try:
+        with TestClient(create_app(served, holder, access_key=KEY)) as c:
+            answer = c.post("/admin/reload", headers=AUTH).json()
+            assert answer["reloaded"] is False and answer["model_version"] == version
+            assert answer["decision_threshold"] == 0.2
+            assert c.get("/version").json()["decision_threshold"] == 0.2
+        assert holder.current is not None and holder.current.model is loaded.model  # same booster, no reload
+    finally:
+        tracking.set_model_version_tag(served.model_name, version, THRESHOLD_TAG, str(THRESHOLD))
+
+
 # --- offline API docs -----------------------------------------------------------------------------------
 
 

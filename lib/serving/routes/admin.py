@@ -36,5 +36,6 @@ async def reload(holder: HolderDep) -> Response:
             "reloaded": old is None or old.version != new.version,
             "previous_version": old.version if old else None,
             "model_version": new.version,
+            "decision_threshold": new.threshold,
         }
     )
