@@ -119,7 +119,7 @@ test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
 # Python 3.10 and 3.12 (pyenv's): unit tests on each in .venv-3.10/.venv-3.12 (reused while the lock is
-# unchanged) and a small real 00 -> 01 -> 03 -> 04 -> request run on 3.12; .ci/run calls it.
+# unchanged) and a small real 00 -> 01 -> 03 -> 04 -> request run on each; .ci/run calls it.
 pyversions-smoke:
 	.ci/pyversions
 
