@@ -341,6 +341,7 @@ def test_version_ready_and_reload(client: TestClient, served: Settings) -> None:
         "reloaded": False,
         "previous_version": champion.version,
         "model_version": champion.version,
+        "decision_threshold": DEFAULT_THRESHOLD,
     }
 
 

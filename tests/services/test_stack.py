@@ -31,6 +31,7 @@ from sqlalchemy import create_engine, text
 from lib import lake, stack
 from lib.config import PROJECT_ROOT, Settings, load_settings, sqlalchemy_catalog_url
 from lib.features import pandas_dtypes
+from lib.scoring import call_list_name
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -169,7 +170,13 @@ def test_tables_are_in_the_jdbc_catalog_on_postgresql_and_read_without_the_jvm(l
     assert catalog_db.startswith("postgresql+psycopg://")
     with create_engine(catalog_db).connect() as conn:
         rows = conn.execute(text("SELECT table_namespace, table_name FROM iceberg_tables")).all()
-    assert {tuple(r) for r in rows} == {(o.settings.namespace, o.settings.table_name) for o in owners.values()}
+    # each owner's customer table, and the call list the chain's Score Customers wrote
+    expected = {
+        (o.settings.namespace, name)
+        for o in owners.values()
+        for name in (o.settings.table_name, call_list_name(o.settings))
+    }
+    assert {tuple(r) for r in rows} == expected
     for owner in owners.values():
         settings = owner.settings
         assert settings.catalog_type == "jdbc"
@@ -220,6 +227,7 @@ def test_prediction_log_and_job_history_are_in_each_owners_postgresql_database(l
             ("New Batch", "succeeded"),
             ("Retrain Models", "succeeded"),
             ("Redeploy Model", "succeeded"),
+            ("Score Customers", "succeeded"),
         ]
 
 
