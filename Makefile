@@ -10,7 +10,7 @@ KERNEL := bank-mlops
 LAB_PORT ?= 8888
 MLFLOW_PORT ?= 5000
 
-.PHONY: setup airflow-venv airflow-lock airflow browser-deps services-deps lab mlflow-ui lock demo test test-fast test-unit pyversions-smoke lint format check clean clean-all stack stack-down stack-status
+.PHONY: setup airflow-venv airflow-lock airflow browser-deps services-deps lab app mlflow-ui lock demo test test-fast test-unit pyversions-smoke lint format check clean clean-all stack stack-down stack-status
 
 # The interpreter to build the venv with. A name that pyenv knows but has not activated
 # (python3.12 while the global version is 3.11) is looked up with `pyenv prefix 3.12`.
@@ -99,6 +99,10 @@ airflow-lock: $(STAMP)
 lab: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir="$(CURDIR)" \
 		--MappingKernelManager.default_kernel_name=$(KERNEL) $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# The lab's web application (Explain, Monitoring, Models, Jobs) on 127.0.0.1:APP_PORT (8850).
+app: $(STAMP)
+	$(PY) -m lib.app
 
 # The MLflow UI on the configured store (PROJECT_ROOT / MLFLOW_TRACKING_URI), on 127.0.0.1.
 mlflow-ui: $(STAMP)

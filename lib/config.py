@@ -100,6 +100,8 @@ class Settings:
     # Batch scoring (10): the campaign's economics that choose the call cut-off
     campaign_cost_per_call: float = 5.0
     campaign_value_per_deposit: float = 100.0
+    # The web application (`python -m lib.app`): Explain, Monitoring, Models, Jobs
+    app_port: int = 8850
 
     @property
     def namespace(self) -> str:
@@ -257,6 +259,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         exporter_port=_int(env, "MONITORING_EXPORTER_PORT", 9808),
         campaign_cost_per_call=_positive(env, "CAMPAIGN_COST_PER_CALL", 5.0),
         campaign_value_per_deposit=_positive(env, "CAMPAIGN_VALUE_PER_DEPOSIT", 100.0),
+        app_port=_int(env, "APP_PORT", 8850),
     )
 
 

@@ -17,6 +17,7 @@ from lib.config import PROJECT_ROOT
 SCRIPTS = sorted(p.name for p in PROJECT_ROOT.glob("[0-9][0-9]_*.py"))
 # module -> a valid subcommand (None: no subcommands)
 MODULES = {
+    "lib.app.__main__": None,
     "lib.demo": None,
     "lib.jobs.__main__": "list",
     "lib.lake": "snapshots",

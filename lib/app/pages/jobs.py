@@ -1,0 +1,16 @@
+"""The Jobs page."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from lib.app.server import page
+
+router = APIRouter()
+
+
+@router.get("/jobs", include_in_schema=False)
+def jobs_page(request: Request) -> Response:
+    """The page shell; its data comes from /api/jobs/… so it can refresh without a reload."""
+    return page(request, "jobs")
