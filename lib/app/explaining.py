@@ -17,7 +17,8 @@ from lib.features import CATEGORIES, NUMERIC_RANGES, RAW_COLUMNS, TARGET
 from lib.model import BankModel
 
 BIAS = "bias"
-_FIELD = re.compile(r"field(?:\(s\))?:? ([A-Za-z_][\w.-]*)")
+# how `lib.features` / `lib.serving.schemas.check_record` messages start when they name a field
+_FIELD = re.compile(r"^(?:missing field: |unknown field\(s\): |field )([A-Za-z_][\w.-]*)")
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def sigmoid(logit: float) -> float:
 
 def field_of(message: str) -> str | None:
     """The field a `lib.features.FeatureError` message names ("field age must …", "missing field: age")."""
-    match = _FIELD.search(message)
+    match = _FIELD.match(message)
     return match.group(1).rstrip(",") if match else None
 
 

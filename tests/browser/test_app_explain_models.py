@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,7 @@ def test_explain_scores_a_customer_and_an_edit_moves_the_probability(
     before = shown_number(page, "#champion-probability")
     assert 0.0 < before < 1.0
     expect(page.locator("#champion-delta")).to_have_text("+0.000")
+    expect(page.locator('label[for="field-duration"]')).to_have_class(re.compile("unused"))  # not a model input
 
     outcome = page.locator("#field-poutcome")
     outcome.select_option("failure" if outcome.input_value() == "success" else "success")
@@ -105,9 +107,9 @@ def test_models_lists_versions_and_the_test_button_gets_the_servers_answer(
     prediction = json.loads(response.inner_text())["predictions"][0]
     assert 0.0 < prediction["probability"] < 1.0 and prediction["model_version"] == lab_run.champion
 
+    page.screenshot(path=str(tmp_path / "models.png"), full_page=True)
     page.locator(f'#versions-table tr[data-version="{lab_run.previous}"]').click()
     expect(page.locator("#economics-summary")).to_contain_text("has not run", timeout=WAIT_MS)
-    page.screenshot(path=str(tmp_path / "models.png"), full_page=True)
     assert (tmp_path / "models.png").stat().st_size > 0
     assert page_log.problems == []
 

@@ -3,6 +3,7 @@ alias moves (and what an interrupted promotion leaves), and the challenger gate.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -197,6 +198,15 @@ def test_undo_promotion_puts_every_alias_back(registered_model: tuple[Settings, 
 
     assert aliases(settings) == {CHAMPION: v2, PREVIOUS: None, CHALLENGER: v1}
     assert "promotion_undone_at" in registry.describe(settings, v1).tags
+
+
+def test_list_versions_is_newest_first_with_aliases(registered_model: tuple[Settings, list[str]]) -> None:
+    settings, (v1, v2) = registered_model
+    registry.promote(settings, v1)  # champion v1, previous v2
+    listed = registry.list_versions(settings)
+    assert [(i.version, i.aliases) for i in listed] == [(v2, (PREVIOUS,)), (v1, (CHAMPION,))]
+    assert all(i.snapshot_id == "0" and i.metric_name == "test_roc_auc" for i in listed)
+    assert registry.list_versions(dataclasses.replace(settings, user=f"{settings.user}_none")) == []
 
 
 def test_deployment_picks_the_best_run_of_the_newest_training(table_settings: Settings, train_runs) -> None:

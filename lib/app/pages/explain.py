@@ -112,6 +112,7 @@ def _score(version: VersionModel, record: dict[str, Any], baseline: dict[str, An
         "alias": version.alias,
         "version": version.info.version,
         "threshold_source": version.threshold_source,
+        "features": list(features.columns),
         **explain(version.model, clean, version.threshold).to_dict(),
         "baseline_probability": None,
         "delta": None,

@@ -19,7 +19,7 @@ from lib.app.pages.explain import customer_cache, model_cache, require_version
 from lib.app.server import page
 from lib.app.versions import version_row
 from lib.config import Settings
-from lib.registry import CHALLENGER, CHAMPION, PREVIOUS, list_versions
+from lib.registry import CHALLENGER, CHAMPION, PREVIOUS, get_alias, list_versions
 from lib.scoring import load_economics
 from lib.serving.client import EndpointError, ServingClient, endpoint
 from lib.tracking import configure_mlflow
@@ -69,8 +69,10 @@ def server(request: Request) -> dict[str, Any]:
     except (EndpointError, httpx.HTTPError) as exc:
         return {"running": True, "url": ep.url, "pid": ep.pid, "version": None,
                 "message": f"the server at {ep.url} did not report its version: {exc}"}  # fmt: skip
+    champion = get_alias(settings, CHAMPION)
     return {"running": True, "url": ep.url, "pid": ep.pid, "auth": ep.key is not None,
-            "started_at": ep.state.started_at, "version": reported}  # fmt: skip
+            "started_at": ep.state.started_at, "version": reported,
+            "champion_version": champion.version if champion is not None else None}  # fmt: skip
 
 
 @router.get("/api/models/economics")

@@ -82,8 +82,18 @@ const explain = {
     if (seq !== this.scoring) return;
     for (const el of this.form().querySelectorAll(".invalid")) el.classList.remove("invalid");
     lab.flash("");
+    this.markUnused(answer.champion.features);
     this.show("champion", answer.champion, "");
     this.show("previous", answer.previous, answer.previous_note || "");
+  },
+
+  // Fields the champion does not use (e.g. `duration`, known only after the call) are greyed out.
+  markUnused(features) {
+    for (const el of this.form().querySelectorAll("[name]")) {
+      const unused = !features.includes(el.name);
+      el.closest("label").classList.toggle("unused", unused);
+      el.title = unused ? "not an input of the champion" : "";
+    }
   },
 
   show(alias, result, note) {
@@ -110,14 +120,15 @@ const explain = {
     const values = [result.base, ...parts.map((c) => c.contribution), 0];
     const measure = ["absolute", ...parts.map(() => "relative"), "total"];
     const text = values.map((v, i) => (i === values.length - 1 ? lab.fmt(result.logit, 3) : (v >= 0 && i ? "+" : "") + lab.fmt(v, 3)));
+    const textposition = values.map((v, i) => (i === 0 || i === values.length - 1 ? "inside" : "outside"));
     const trace = {
-      type: "waterfall", orientation: "h", y: labels, x: values, measure, text, textposition: "outside",
+      type: "waterfall", orientation: "h", y: labels, x: values, measure, text, textposition, cliponaxis: false,
       connector: { line: { color: "#aab" } },
       increasing: { marker: { color: "#1e7b34" } }, decreasing: { marker: { color: "#b3261e" } },
       totals: { marker: { color: "#1f5fbf" } },
     };
     const layout = {
-      height: 90 + 24 * labels.length, margin: { l: 170, r: 50, t: 30, b: 40 },
+      height: 90 + 24 * labels.length, margin: { l: 170, r: 60, t: 30, b: 40 },
       title: { text: `p = ${lab.fmt(result.probability, 3)} = sigmoid(${lab.fmt(result.logit, 3)})`, font: { size: 13 } },
       yaxis: { autorange: "reversed", automargin: true }, xaxis: { title: { text: "SHAP contribution (log-odds)" } },
       showlegend: false,

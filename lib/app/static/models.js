@@ -24,10 +24,13 @@ const models = {
       return;
     }
     const v = data.version;
+    const stale = data.champion_version && data.champion_version !== v.model_version
+      ? ` <span class="error">The registry's champion is v${this.esc(data.champion_version)}: the server has not reloaded yet.</span>`
+      : "";
     box.className = "";
     box.innerHTML = `Running at <code>${this.esc(data.url)}</code> (pid ${data.pid}, since ${this.esc(data.started_at)}, ` +
       `auth ${data.auth ? "on" : "OFF"}): serves <b id="served-version">v${this.esc(v.model_version)}</b> of ` +
-      `${this.esc(v.model_name)}, decision threshold ${lab.fmt(v.decision_threshold, 3)}, loaded ${this.esc(v.loaded_at)}.`;
+      `${this.esc(v.model_name)}, decision threshold ${lab.fmt(v.decision_threshold, 3)}, loaded ${this.esc(v.loaded_at)}.${stale}`;
   },
 
   async loadVersions() {
@@ -40,7 +43,10 @@ const models = {
       tr.dataset.version = row.version;
       const aliases = row.aliases.map((a) => `<span class="alias ${a}">${this.esc(a)}</span>`).join("");
       const metrics = Object.entries(row.metrics)
-        .map(([k, v]) => `${k === row.selection_metric ? "<b>" : ""}${this.esc(k.replace(/^test_/, ""))} ${lab.fmt(v, 3)}${k === row.selection_metric ? "</b>" : ""}`)
+        .map(([k, v]) => {
+          const text = `${this.esc(k.replace(/^test_/, ""))} ${lab.fmt(v, 3)}`;
+          return `<span class="metric">${k === row.selection_metric ? `<b>${text}</b>` : text}</span>`;
+        })
         .join("<br>");
       const l = row.lineage;
       const lineage = `snapshot <code>${this.esc(l.snapshot_id || "–")}</code><br>data ${this.esc(l.data_mode || "–")}` +
