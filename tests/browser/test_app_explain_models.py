@@ -120,5 +120,20 @@ def test_models_says_when_no_server_runs(lab_run: LabRun, tmp_path: Path) -> Non
     with TestClient(create_app(settings, access_key="k")) as client:
         server = client.get("/api/models/server").json()
         tested = client.post("/api/models/test", json={"request": {}})
+        unknown = client.get("/api/models/economics", params={"version": "99"})
     assert server["running"] is False and "no model server is running" in server["message"]
     assert tested.status_code == 409 and "04_api_deployment.py" in tested.json()["detail"]
+    assert (unknown.status_code, unknown.json()["field"]) == (404, "version")
+
+
+def test_pages_say_what_to_run_before_any_model_is_registered(lab_run: LabRun) -> None:
+    settings = dataclasses.replace(lab_run.settings, user="nobody")
+    with TestClient(create_app(settings, access_key="k")) as client:
+        listed = client.get("/api/models/versions").json()
+        customers = client.get("/api/explain/customers")
+        scored = client.post("/api/explain/score", json={"record": {}})
+        explain_page = client.get("/explain")
+    assert listed["versions"] == [] and "03_train.py" in listed["hint"]
+    for answer in (customers, scored):
+        assert answer.status_code == 409 and "has no 'champion' version: run 04_api_deployment.py" in answer.text
+    assert explain_page.status_code == 200  # the shell renders; its data call says what to run

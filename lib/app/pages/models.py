@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, Body, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from mlflow.exceptions import MlflowException
 
 from lib.app import AppError
@@ -19,7 +19,7 @@ from lib.app.pages.explain import customer_cache, model_cache, require_version
 from lib.app.server import page
 from lib.app.versions import version_row
 from lib.config import Settings
-from lib.registry import CHALLENGER, CHAMPION, PREVIOUS, get_alias, list_versions
+from lib.registry import CHALLENGER, CHAMPION, PREVIOUS, RegistryError, get_alias, list_versions
 from lib.scoring import load_economics
 from lib.serving.client import EndpointError, ServingClient, endpoint
 from lib.tracking import configure_mlflow
@@ -76,11 +76,13 @@ def server(request: Request) -> dict[str, Any]:
 
 
 @router.get("/api/models/economics")
-def economics(request: Request, version: str = Query(..., pattern=r"^[0-9]+$")) -> dict[str, Any]:
+def economics(request: Request, version: str = Query(..., pattern=r"^[0-9]+$")) -> Any:
     """The gains, lift and profit curve 10_batch_scoring.py logged for `version`, if it ran for it."""
     settings: Settings = request.app.state.settings
     try:
         found = load_economics(settings, version)
+    except RegistryError as exc:
+        return JSONResponse({"detail": str(exc), "field": "version"}, status_code=404)
     except (MlflowException, OSError) as exc:
         raise AppError(f"cannot read the economics of v{version}: {exc}") from exc
     if found is None:
