@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
+from lib import registry
 from lib.app import AppError
 from lib.app.customers import MAX_PAGE, SOURCES, CustomerCache
 from lib.app.explaining import explain, field_of, form_fields
@@ -22,7 +23,7 @@ from lib.app.loaded import ModelCache, VersionModel
 from lib.app.server import page
 from lib.config import Settings
 from lib.features import FeatureError
-from lib.registry import CHAMPION, PREVIOUS
+from lib.registry import CHAMPION, PREVIOUS, VersionInfo
 from lib.serving.schemas import check_record
 
 router = APIRouter()
@@ -47,6 +48,14 @@ def model_cache(request: Request) -> ModelCache:
 def customer_cache(request: Request) -> CustomerCache:
     """The app's customer sources read so far."""
     return _cache(request, "customers", CustomerCache)
+
+
+def require_champion(settings: Settings) -> VersionInfo:
+    """The champion's registry entry (no model load), or an AppError saying to deploy first."""
+    try:
+        return registry.require_champion(settings)
+    except registry.RegistryError as exc:
+        raise AppError(str(exc)) from exc
 
 
 def require_version(settings: Settings, models: ModelCache, alias: str = CHAMPION) -> VersionModel:
@@ -74,8 +83,7 @@ def customers(
     if source not in SOURCES:
         return JSONResponse({"detail": f"source must be one of {', '.join(SOURCES)}", "field": "source"}, 422)
     settings: Settings = request.app.state.settings
-    champion = require_version(settings, model_cache(request))
-    found = customer_cache(request).get(settings, source, champion.info)
+    found = customer_cache(request).get(settings, source, require_champion(settings))
     return {
         "source": found.source,
         "description": found.description,

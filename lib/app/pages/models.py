@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from mlflow.exceptions import MlflowException
 
 from lib.app import AppError
-from lib.app.pages.explain import customer_cache, model_cache, require_version
+from lib.app.pages.explain import customer_cache, require_champion
 from lib.app.server import page
 from lib.app.versions import version_row
 from lib.config import Settings
@@ -96,10 +96,10 @@ def economics(request: Request, version: str = Query(..., pattern=r"^[0-9]+$")) 
 def sample(request: Request) -> dict[str, Any]:
     """A /predict body to start the test form from: the first customer of the champion's held-out split."""
     settings: Settings = request.app.state.settings
-    champion = require_version(settings, model_cache(request))
-    rows = customer_cache(request).get(settings, "holdout", champion.info).page(0, 1)
+    champion = require_champion(settings)
+    rows = customer_cache(request).get(settings, "holdout", champion).page(0, 1)
     if not rows:
-        raise AppError(f"v{champion.info.version}'s held-out split is empty")
+        raise AppError(f"v{champion.version}'s held-out split is empty")
     return {"request": rows[0]["record"]}
 
 
