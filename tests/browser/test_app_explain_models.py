@@ -94,6 +94,7 @@ def test_models_lists_versions_and_the_test_button_gets_the_servers_answer(
     expect(champion_row).to_contain_text("passed")  # the gate 07 ran against v1
     expect(page.locator(f'#versions-table tr[data-version="{lab_run.previous}"]')).to_contain_text("previous")
     expect(page.locator("#served-version")).to_have_text(f"v{lab_run.champion}", timeout=WAIT_MS)
+    expect(champion_row.locator(".alias.served")).to_have_count(1)
     expect(page.locator("#economics-summary")).to_contain_text("cut-off", timeout=WAIT_MS)
     assert page.locator("#gains-chart .main-svg").count() > 0
 

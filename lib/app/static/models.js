@@ -3,6 +3,7 @@
 
 const models = {
   selected: null,
+  served: null, // the version the running server reports, badged in the table
 
   esc(text) {
     const span = document.createElement("span");
@@ -24,6 +25,7 @@ const models = {
       return;
     }
     const v = data.version;
+    this.served = v.model_version;
     const stale = data.champion_version && data.champion_version !== v.model_version
       ? ` <span class="error">The registry's champion is v${this.esc(data.champion_version)}: the server has not reloaded yet.</span>`
       : "";
@@ -41,7 +43,8 @@ const models = {
     for (const row of data.versions) {
       const tr = document.createElement("tr");
       tr.dataset.version = row.version;
-      const aliases = row.aliases.map((a) => `<span class="alias ${a}">${this.esc(a)}</span>`).join("");
+      const aliases = row.aliases.map((a) => `<span class="alias ${a}">${this.esc(a)}</span>`).join("") +
+        (row.version === this.served ? '<span class="alias served" title="what the running model server reports">served</span>' : "");
       const metrics = Object.entries(row.metrics)
         .map(([k, v]) => {
           const text = `${this.esc(k.replace(/^test_/, ""))} ${lab.fmt(v, 3)}`;
@@ -146,8 +149,13 @@ const models = {
 
 document.addEventListener("DOMContentLoaded", () => {
   const run = (action) => action().catch((err) => lab.flash(err.message));
-  run(() => models.loadServer());
-  run(() => models.loadVersions());
+  run(async () => {
+    try {
+      await models.loadServer();
+    } finally {
+      await models.loadVersions(); // after the server answered, so the served version is badged
+    }
+  });
   run(() => models.loadSample());
   document.getElementById("test-send").addEventListener("click", () => run(async () => {
     lab.flash("");
