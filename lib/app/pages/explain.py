@@ -8,11 +8,13 @@ as loaded (the baseline).
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
+from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, ConfigDict
 
 from lib import registry
@@ -26,6 +28,7 @@ from lib.features import FeatureError
 from lib.registry import CHAMPION, PREVIOUS, VersionInfo
 from lib.serving.schemas import check_record
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 _STATE_LOCK = threading.Lock()
 
@@ -66,9 +69,23 @@ def require_version(settings: Settings, models: ModelCache, alias: str = CHAMPIO
     return found
 
 
+def _warm(settings: Settings, models: ModelCache) -> None:
+    """Load champion and previous while the browser fetches the page's assets and customers.
+
+    A failure is only logged here: the page's own request for a score meets it again and reports it.
+    """
+    try:
+        for alias in (CHAMPION, PREVIOUS):
+            models.for_alias(settings, alias)
+    except (AppError, MlflowException) as exc:
+        log.info("warm-up of the Explain models failed (the page will say why): %s", exc)
+
+
 @router.get("/explain", include_in_schema=False)
 def explain_page(request: Request) -> Response:
     """The page shell with the customer form (fields from `lib.features`); data comes from /api/explain/…."""
+    settings: Settings = request.app.state.settings
+    threading.Thread(target=_warm, args=(settings, model_cache(request)), name="explain-warm", daemon=True).start()
     return page(request, "explain", fields=form_fields(), sources=SOURCES)
 
 
