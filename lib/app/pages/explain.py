@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, ConfigDict
@@ -23,13 +23,15 @@ from lib.app.customers import MAX_PAGE, SOURCES, CustomerCache
 from lib.app.explaining import explain, field_of, form_fields
 from lib.app.loaded import ModelCache, VersionModel
 from lib.app.server import page
+from lib.app.stores import mlflow_ready, open_mlflow
 from lib.config import Settings
 from lib.features import FeatureError
 from lib.registry import CHAMPION, PREVIOUS, VersionInfo
 from lib.serving.schemas import check_record
 
 log = logging.getLogger(__name__)
-router = APIRouter()
+router = APIRouter()  # the HTML shell: renders without touching a store
+api = APIRouter(dependencies=[Depends(mlflow_ready)])  # /api/…: every route reads the registry
 _STATE_LOCK = threading.Lock()
 
 
@@ -44,13 +46,17 @@ def _cache(request: Request, name: str, factory: type) -> Any:
 
 
 def model_cache(request: Request) -> ModelCache:
-    """The app's loaded versions (shared with the Models page)."""
+    """The app's loaded versions."""
     return _cache(request, "models", ModelCache)
 
 
 def customer_cache(request: Request) -> CustomerCache:
-    """The app's customer sources read so far."""
+    """The app's customer sources read so far (shared with the Models page's test sample)."""
     return _cache(request, "customers", CustomerCache)
+
+
+ModelsDep = Annotated[ModelCache, Depends(model_cache)]
+CustomersDep = Annotated[CustomerCache, Depends(customer_cache)]
 
 
 def require_champion(settings: Settings) -> VersionInfo:
@@ -75,6 +81,7 @@ def _warm(settings: Settings, models: ModelCache) -> None:
     A failure is only logged here: the page's own request for a score meets it again and reports it.
     """
     try:
+        open_mlflow(settings)  # under its lock: the page's first API calls wait for it instead of racing it
         for alias in (CHAMPION, PREVIOUS):
             models.for_alias(settings, alias)
     except (AppError, MlflowException) as exc:
@@ -82,16 +89,17 @@ def _warm(settings: Settings, models: ModelCache) -> None:
 
 
 @router.get("/explain", include_in_schema=False)
-def explain_page(request: Request) -> Response:
+def explain_page(request: Request, models: ModelsDep) -> Response:
     """The page shell with the customer form (fields from `lib.features`); data comes from /api/explain/…."""
     settings: Settings = request.app.state.settings
-    threading.Thread(target=_warm, args=(settings, model_cache(request)), name="explain-warm", daemon=True).start()
+    threading.Thread(target=_warm, args=(settings, models), name="explain-warm", daemon=True).start()
     return page(request, "explain", fields=form_fields(), sources=SOURCES)
 
 
-@router.get("/api/explain/customers")
+@api.get("/api/explain/customers")
 def customers(
     request: Request,
+    cache: CustomersDep,
     source: str = Query("holdout", description="holdout (the champion's held-out split) or batch (the latest batch)"),
     offset: int = Query(0, ge=0),
     limit: int = Query(100, ge=1, le=MAX_PAGE),
@@ -100,7 +108,7 @@ def customers(
     if source not in SOURCES:
         return JSONResponse({"detail": f"source must be one of {', '.join(SOURCES)}", "field": "source"}, 422)
     settings: Settings = request.app.state.settings
-    found = customer_cache(request).get(settings, source, require_champion(settings))
+    found = cache.get(settings, source, require_champion(settings))
     return {
         "source": found.source,
         "description": found.description,
@@ -153,11 +161,10 @@ def _score(version: VersionModel, record: dict[str, Any], baseline: dict[str, An
     return answer
 
 
-@router.post("/api/explain/score")
-def score(request: Request, body: ScoreRequest) -> Any:
+@api.post("/api/explain/score")
+def score(request: Request, body: ScoreRequest, models: ModelsDep) -> Any:
     """Champion and previous on the same record: probability, decision, SHAP contributions, delta."""
     settings: Settings = request.app.state.settings
-    models = model_cache(request)
     champion = require_version(settings, models)
     previous = models.for_alias(settings, PREVIOUS)
     try:
@@ -170,3 +177,6 @@ def score(request: Request, body: ScoreRequest) -> Any:
     if previous is None:
         answer["previous_note"] = f"no '{PREVIOUS}' version yet: it appears after the first redeploy (07)"
     return answer
+
+
+router.include_router(api)

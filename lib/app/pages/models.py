@@ -10,13 +10,14 @@ import time
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from mlflow.exceptions import MlflowException
 
 from lib.app import AppError
-from lib.app.pages.explain import customer_cache, require_champion
+from lib.app.pages.explain import CustomersDep, require_champion
 from lib.app.server import page
+from lib.app.stores import mlflow_ready
 from lib.app.versions import version_row
 from lib.config import Settings
 from lib.registry import CHALLENGER, CHAMPION, PREVIOUS, RegistryError, get_alias, list_versions
@@ -24,7 +25,8 @@ from lib.scoring import load_economics
 from lib.serving.client import EndpointError, ServingClient, endpoint
 from lib.tracking import configure_mlflow
 
-router = APIRouter()
+router = APIRouter()  # the HTML shell: renders without touching a store
+api = APIRouter(dependencies=[Depends(mlflow_ready)])  # /api/…: every route reads the registry
 ALIASES = (CHAMPION, PREVIOUS, CHALLENGER)
 SERVER_TIMEOUT_S = 10.0
 
@@ -44,7 +46,7 @@ def _run_tags(settings: Settings, run_id: str) -> dict[str, str]:
         return {}  # the run was deleted: the version's own tags still say what it is
 
 
-@router.get("/api/models/versions")
+@api.get("/api/models/versions")
 def versions(request: Request) -> dict[str, Any]:
     """Every registered version, newest first, with what the registry and its run know about it."""
     settings: Settings = request.app.state.settings
@@ -55,7 +57,7 @@ def versions(request: Request) -> dict[str, Any]:
     return {"model_name": settings.model_name, "versions": rows, "aliases": aliases, "hint": hint}
 
 
-@router.get("/api/models/server")
+@api.get("/api/models/server")
 def server(request: Request) -> dict[str, Any]:
     """What the running model server reports (GET /version), or that none runs and how to start one."""
     settings: Settings = request.app.state.settings
@@ -75,7 +77,7 @@ def server(request: Request) -> dict[str, Any]:
             "champion_version": champion.version if champion is not None else None}  # fmt: skip
 
 
-@router.get("/api/models/economics")
+@api.get("/api/models/economics")
 def economics(request: Request, version: str = Query(..., pattern=r"^[0-9]+$")) -> Any:
     """The gains, lift and profit curve 10_batch_scoring.py logged for `version`, if it ran for it."""
     settings: Settings = request.app.state.settings
@@ -92,18 +94,18 @@ def economics(request: Request, version: str = Query(..., pattern=r"^[0-9]+$")) 
     return {"version": info.version, "available": True, **report.to_dict()}
 
 
-@router.get("/api/models/sample")
-def sample(request: Request) -> dict[str, Any]:
+@api.get("/api/models/sample")
+def sample(request: Request, cache: CustomersDep) -> dict[str, Any]:
     """A /predict body to start the test form from: the first customer of the champion's held-out split."""
     settings: Settings = request.app.state.settings
     champion = require_champion(settings)
-    rows = customer_cache(request).get(settings, "holdout", champion).page(0, 1)
+    rows = cache.get(settings, "holdout", champion).page(0, 1)
     if not rows:
         raise AppError(f"v{champion.version}'s held-out split is empty")
     return {"request": rows[0]["record"]}
 
 
-@router.post("/api/models/test")
+@api.post("/api/models/test")
 def test_model(request: Request, body: Annotated[Any, Body(description="the body to POST to /predict")]) -> Any:
     """Send `body` to the running server's /predict with the access key; the server's answer, as it came."""
     settings: Settings = request.app.state.settings
@@ -124,3 +126,6 @@ def test_model(request: Request, body: Annotated[Any, Body(description="the body
     except ValueError:
         payload = answer.text
     return {"url": url, "status": answer.status_code, "elapsed_ms": elapsed_ms, "response": payload}
+
+
+router.include_router(api)
