@@ -126,6 +126,8 @@ class LabRun:
     registered versions oldest first (the last is `champion`, the one before it `previous`);
     `holdout` are labelled rows neither version trained on (the ones already sent are logged with
     their outcome); `predictions` rows were logged, `labelled` of them with ground truth.
+    It is shared by the whole session: send traffic freely, but a test that moves an alias or
+    changes the table must put it back.
     """
 
     settings: Settings
