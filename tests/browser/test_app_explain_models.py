@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
+from lib.app.loaded import ModelCache
 from lib.app.server import create_app
 from lib.features import TARGET
 
@@ -138,3 +139,16 @@ def test_pages_say_what_to_run_before_any_model_is_registered(lab_run: LabRun) -
     for answer in (customers, scored):
         assert answer.status_code == 409 and "has no 'champion' version: run 04_api_deployment.py" in answer.text
     assert explain_page.status_code == 200  # the shell renders; its data call says what to run
+
+
+def test_models_are_loaded_once_per_version(lab_run: LabRun) -> None:
+    cache = ModelCache(size=1)
+    first = cache.for_alias(lab_run.settings, "champion")
+    again = cache.for_alias(lab_run.settings, "champion")
+    assert first is not None and again is not None and first.model is again.model and cache.loads == 1
+    assert first.info.version == lab_run.champion and first.threshold_source == "tag decision_threshold"
+    previous = cache.for_alias(lab_run.settings, "previous")
+    assert previous is not None and previous.info.version == lab_run.previous and cache.loads == 2
+    cache.for_alias(lab_run.settings, "champion")  # size 1: the champion was dropped for the previous one
+    assert cache.loads == 3
+    assert cache.for_alias(lab_run.settings, "challenger") is None
