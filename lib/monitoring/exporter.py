@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -56,7 +56,7 @@ from lib.monitoring import MonitoringError
 from lib.monitoring.alerts import FIRING, NO_DATA, AlertResult
 from lib.monitoring.drift import PREDICTION_FEATURE
 from lib.monitoring.performance import DEFAULT_WINDOW_HOURS, summarize
-from lib.monitoring.report import champion_version, judge_window, load_window, reference_profile
+from lib.monitoring.report import cached_profiles, champion_version, judge_window, load_window
 
 log = logging.getLogger(__name__)
 
@@ -171,13 +171,7 @@ class MonitoringCollector(Collector):
     def __init__(self, settings: Settings, window_hours: float = DEFAULT_WINDOW_HOURS) -> None:
         self.settings = settings
         self.window_hours = window_hours
-        self._profiles: dict[str, Mapping[str, Any]] = {}
-
-    def _profile(self, settings: Settings, model_version: str) -> Mapping[str, Any]:
-        """A registered version's training profile never changes: read it from MLflow once."""
-        if model_version not in self._profiles:
-            self._profiles[model_version] = reference_profile(settings, model_version)
-        return self._profiles[model_version]
+        self._profile = cached_profiles()  # a registered version's profile never changes
 
     def describe(self) -> Iterator[Metric]:
         """The family names without touching the stores (registration must not query them)."""

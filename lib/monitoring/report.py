@@ -145,6 +145,23 @@ def load_window(
 ProfileLoader = Callable[[Settings, str], Mapping[str, Any]]
 
 
+def cached_profiles() -> ProfileLoader:
+    """A profile loader that reads each registered version's training profile from MLflow once.
+
+    A registered version's profile never changes, so a page refreshing every few seconds (or the
+    exporter, scraped as often) need not download it again.
+    """
+    profiles: dict[tuple[str, str], Mapping[str, Any]] = {}
+
+    def load(settings: Settings, model_version: str) -> Mapping[str, Any]:
+        key = (settings.model_name, model_version)
+        if key not in profiles:
+            profiles[key] = reference_profile(settings, model_version)
+        return profiles[key]
+
+    return load
+
+
 def judge_window(
     settings: Settings,
     window: pd.DataFrame,
