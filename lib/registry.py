@@ -12,6 +12,7 @@ Alias moves are ordered so that a process killed half-way always leaves a valid 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -179,6 +180,24 @@ def describe(settings: Settings, version: str | int) -> VersionInfo:
     except MlflowException as exc:
         raise RegistryError(f"model {settings.model_name} has no version {version}") from exc
     return VersionInfo.from_model_version(mv)
+
+
+def list_versions(settings: Settings, limit: int = 100) -> list[VersionInfo]:
+    """The project model's registered versions, newest first, each with its aliases; [] before the first one."""
+    client = _client(settings)
+    name = settings.model_name
+    try:
+        aliases = client.get_registered_model(name).aliases or {}
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+            return []
+        raise
+    found = client.search_model_versions(f"name = '{name}'", max_results=limit, order_by=["version_number DESC"])
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    infos = [VersionInfo.from_model_version(mv) for mv in found]
+    return [dataclasses.replace(i, aliases=tuple(sorted(by_version.get(i.version, ())))) for i in infos]
 
 
 def get_alias(settings: Settings, alias: str) -> VersionInfo | None:

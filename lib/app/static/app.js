@@ -26,7 +26,10 @@ const lab = {
     }
     if (!response.ok) {
       const detail = data && data.detail !== undefined ? data.detail : data;
-      throw new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
+      const err = new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
+      err.status = response.status;
+      err.data = data; // the whole answer, e.g. the `field` a 422 names
+      throw err;
     }
     return data;
   },
