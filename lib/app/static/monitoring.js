@@ -26,9 +26,9 @@ const monitoring = {
     const marks = monitoring.redeploys(data);
     return {
       title: { text: title, font: { size: 14 } },
-      margin: { l: 50, r: 10, t: 40, b: 40 },
-      height: 300,
-      xaxis: { type: "date", range: [data.range.start, data.range.end], title: { text: "event time (UTC)" } },
+      margin: { l: 50, r: 10, t: 40, b: 30 },
+      height: 320,
+      xaxis: { type: "date", range: [data.range.start, data.range.end], title: { text: "event time (UTC)", standoff: 8 }, automargin: true },
       yaxis: { title: { text: yTitle }, rangemode: "tozero" },
       legend: { orientation: "h", y: -0.25 },
       shapes: [...marks.shapes, ...(extra.shapes || [])],
