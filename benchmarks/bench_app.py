@@ -9,6 +9,8 @@ plus the API calls its script makes on load, in order. The first load is cold (t
 empty: the MLflow profile, the registry), the next ones warm; the Monitoring page is timed for
 several time windows. Baseline, on the same log: the current static dashboard, `build_report` +
 `render_dashboard` (what `python -m lib.monitoring report` runs), in-process and as the CLI.
+Explain and Models are not timed here: they read no prediction log (the lake and the registry), so
+the log's size does not change them, and they need a lake table this benchmark does not build.
 
     .venv/bin/python -m benchmarks.bench_app [--predictions 100000] [--repeats 3] [--keep]
 """

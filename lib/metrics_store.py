@@ -311,12 +311,12 @@ class MetricsStore:
     ) -> pd.DataFrame:
         """Volume, labelled quality and latency percentiles per event-time bucket and model version.
 
-        The database does the work (two GROUP BY queries, the second over a window function that
-        ranks latencies), so a dashboard over months of traffic transfers one row per bucket and
-        version, never the log. Works on SQLite and PostgreSQL. Columns (AGGREGATE_COLUMNS):
-        `bucket_start` (aware UTC; NaT without buckets), `model_version`, `requests`, `labeled`,
-        confusion counts `tp fp fn tn`, `positives`, `accuracy precision recall f1` from the
-        counts (`lib.metrics.confusion_rates`, NaN where undefined), `positive_rate` and
+        The database does the work (one GROUP BY over a window function that ranks latencies), so
+        a dashboard over months of traffic transfers one row per bucket and version, never the log.
+        Works on SQLite and PostgreSQL. Columns (AGGREGATE_COLUMNS): `bucket_start` (aware UTC;
+        NaT without buckets), `model_version`, `requests`, `labeled`, confusion counts
+        `tp fp fn tn`, `positives`, `accuracy precision recall f1` from the counts
+        (`lib.metrics.confusion_rates`, NaN where undefined), `positive_rate` and
         `latency_p50_ms/p95/p99` (linear interpolation, as numpy's default percentile).
         Buckets start at multiples of `bucket_seconds` since the Unix epoch; empty ones are absent.
         """
@@ -326,55 +326,50 @@ class MetricsStore:
         bucket = (
             EpochBucket(p.c.event_ts, int(bucket_seconds)) if bucket_seconds else literal_column("0", BigInteger)
         ).label("bucket")
-        labelled = g.c.label.is_not(None)
-
-        def count_if(condition: Any) -> Any:
-            return func.sum(case((condition, 1), else_=0))
-
-        counts = select(
-            bucket,
-            p.c.model_version,
-            func.count(p.c.uuid),
-            func.count(g.c.uuid),
-            count_if(labelled & (g.c.label == 1) & (p.c.prediction == 1)),
-            count_if(labelled & (g.c.label == 0) & (p.c.prediction == 1)),
-            count_if(labelled & (g.c.label == 1) & (p.c.prediction == 0)),
-            count_if(labelled & (g.c.label == 0) & (p.c.prediction == 0)),
-            func.sum(p.c.prediction),
-        ).select_from(p.outerjoin(g, p.c.uuid == g.c.uuid))
         # Group by the expression (not a constant: SQL reads `GROUP BY 0` as a column position).
         keys = [bucket.element, p.c.model_version] if bucket_seconds else [p.c.model_version]
-        counts = _where_log(counts, start, end, model_version, model_name).group_by(*keys)
-
-        # Percentiles without PERCENTILE_CONT (SQLite has none): rank each group's latencies, keep
-        # the two rows around position (n-1)*q/100 with integer comparisons, interpolate below.
+        # One pass: the log joined with its labels, each group's latencies ranked by a window
+        # function (SQLite has no PERCENTILE_CONT), then one GROUP BY that counts and keeps the two
+        # ranked rows around position (n-1)*q/100 (integer comparisons), interpolated below.
         ranked = _where_log(
             select(
                 bucket,
                 p.c.model_version,
+                p.c.prediction,
                 p.c.latency_ms,
+                g.c.label,
                 func.row_number().over(partition_by=keys, order_by=p.c.latency_ms).label("rn"),
                 func.count().over(partition_by=keys).label("n"),
-            ),
+            ).select_from(p.outerjoin(g, p.c.uuid == g.c.uuid)),
             start, end, model_version, model_name,
         ).subquery()  # fmt: skip
         r = ranked.c
+
+        def count_if(condition: Any) -> Any:
+            return func.sum(case((condition, 1), else_=0))
+
         around = []
         for q in LATENCY_PERCENTILES:
             pos = (r.n - 1) * q
             around.append(func.max(case((((r.rn - 1) * 100 <= pos) & (r.rn * 100 > pos), r.latency_ms))))
             around.append(func.max(case((((r.rn - 2) * 100 <= pos) & ((r.rn - 1) * 100 > pos), r.latency_ms))))
-        latency = select(r.bucket, r.model_version, func.max(r.n), *around).group_by(
-            *([r.bucket, r.model_version] if bucket_seconds else [r.model_version])
-        )
-
+        query = select(
+            r.bucket,
+            r.model_version,
+            func.count(),
+            func.count(r.label),
+            count_if((r.label == 1) & (r.prediction == 1)),
+            count_if((r.label == 0) & (r.prediction == 1)),
+            count_if((r.label == 1) & (r.prediction == 0)),
+            count_if((r.label == 0) & (r.prediction == 0)),
+            func.sum(r.prediction),
+            *around,
+        ).group_by(*([r.bucket, r.model_version] if bucket_seconds else [r.model_version]))
         with self.engine.connect() as conn:
-            count_rows = conn.execute(counts).all()
-            latency_rows = {(int(row[0]), str(row[1])): row[2:] for row in conn.execute(latency).all()}
+            result = conn.execute(query).all()
         out = []
-        for b, version, n, k, tp, fp, fn, tn, positives in count_rows:
+        for b, version, n, k, tp, fp, fn, tn, positives, *around_rows in result:
             n, k, tp, fp, fn, tn = (int(v or 0) for v in (n, k, tp, fp, fn, tn))
-            key = (int(b), str(version))
             row = {
                 "bucket_start": pd.Timestamp(int(b), unit="s", tz="UTC") if bucket_seconds else pd.NaT,
                 "model_version": str(version), "requests": n, "labeled": k,
@@ -382,7 +377,7 @@ class MetricsStore:
                 **confusion_rates(tp, fp, fn, tn),
                 "positive_rate": int(positives or 0) / n if n else math.nan,
             }  # fmt: skip
-            row.update(_percentiles(latency_rows.get(key)))
+            row.update(_percentiles([n, *around_rows]))
             out.append(row)
         frame = pd.DataFrame(out, columns=list(AGGREGATE_COLUMNS))
         frame["bucket_start"] = pd.to_datetime(frame["bucket_start"], utc=True)

@@ -1,11 +1,12 @@
 """What the live Monitoring page shows, from SQL aggregates and the champion's judged window.
 
-Charts over time come from `MetricsStore.aggregate` (one row per time bucket and model version,
-counted by the database) and `MetricsStore.version_spans` (redeploy moments); only the alert and
-drift panel reads rows, and only the champion's recent window of them, through the same
-`report.load_window` / `report.judge_window` as `python -m lib.monitoring check`, so the page and
-the CLI cannot disagree. The result is plain JSON data (NaN as None, times as naive-UTC strings
-plotly reads as dates).
+Charts over the selected range come from `MetricsStore.aggregate` (one row per time bucket and
+model version, counted by the database) and `MetricsStore.version_spans` (redeploy moments). Only
+the alert and drift panel reads rows, and only those of the champion's last 24 h (the default
+window of `python -m lib.monitoring check` and of the exporter), through the same
+`report.load_window` / `report.judge_window`, so the page, the CLI and Prometheus cannot disagree,
+and a month-wide chart never loads a month of rows. The result is plain JSON data (NaN as None,
+times as naive-UTC strings plotly reads as dates).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import numpy as np
 import pandas as pd
 
 from lib.config import Settings
+from lib.metrics import confusion_rates
 from lib.metrics_store import MetricsStore
 from lib.monitoring import MonitoringError
+from lib.monitoring.performance import DEFAULT_WINDOW_HOURS
 from lib.monitoring.report import (
     ProfileLoader,
     champion_version,
@@ -72,6 +75,18 @@ def _series(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def _totals(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Requests and labelled quality per version over the whole range, summed from the bucket counts."""
+    out = []
+    for version, part in frame.groupby("model_version", sort=False):
+        tp, fp, fn, tn = (int(part[c].sum()) for c in ("tp", "fp", "fn", "tn"))
+        out.append(
+            {"version": str(version), "requests": int(part["requests"].sum()), "labeled": int(part["labeled"].sum()),
+             **{k: json_number(v) for k, v in confusion_rates(tp, fp, fn, tn).items()}}
+        )  # fmt: skip
+    return out
+
+
 def _judge(
     settings: Settings, hours: float, champion: str, profile_loader: ProfileLoader
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -79,6 +94,7 @@ def _judge(
     window = load_window(settings, window_hours=hours, model_version=champion)
     drift, alerts = judge_window(settings, window, champion, profile_loader=profile_loader)
     facts = {
+        "hours": hours,
         "requests": len(window),
         "start": time_text(window["event_ts"].min()) if len(window) else None,
         "end": time_text(window["event_ts"].max()) if len(window) else None,
@@ -97,13 +113,17 @@ def _judge(
 
 
 def overview(
-    settings: Settings, hours: float = 24.0, profile_loader: ProfileLoader = reference_profile
+    settings: Settings,
+    hours: float = 24.0,
+    profile_loader: ProfileLoader = reference_profile,
+    judge_hours: float = DEFAULT_WINDOW_HOURS,
 ) -> dict[str, Any]:
     """Everything the Monitoring page draws for the last `hours` of event time, as JSON data.
 
     The range ends at the newest logged event of the project's model (as `check`'s window does),
-    so a simulated week in the past or future shows on its own latest stretch. Raises
-    MonitoringError when nothing is logged yet (the message names the script to run).
+    so a simulated week in the past or future shows on its own latest stretch. Alerts and drift
+    judge the champion's last `judge_hours` whatever the range. Raises MonitoringError when
+    nothing is logged yet (the message names the script to run).
     """
     if not hours > 0:
         raise MonitoringError(f"hours={hours} must be positive")
@@ -120,19 +140,15 @@ def overview(
     frame = store.aggregate(
         start=start, end=end + timedelta(microseconds=1), model_name=settings.model_name, bucket_seconds=bucket
     )
-    totals = store.aggregate(start=start, end=end + timedelta(microseconds=1), model_name=settings.model_name)
     champion = champion_version(settings)
-    facts, alerts, drift = _judge(settings, hours, champion, profile_loader)
+    facts, alerts, drift = _judge(settings, judge_hours, champion, profile_loader)
     return {
         "model_name": settings.model_name,
         "champion": champion,
         "hours": hours,
         "range": {"start": time_text(start), "end": time_text(end), "bucket_seconds": bucket},
         "logged": sum(s.rows for s in spans),
-        "totals": [
-            {"version": str(r.model_version), **{c: json_number(getattr(r, c)) for c in SERIES_COLUMNS}}
-            for r in totals.itertuples(index=False)
-        ],
+        "totals": _totals(frame),
         "versions": [
             {
                 "version": s.model_version,

@@ -52,11 +52,12 @@ const monitoring = {
     document.getElementById("requests").textContent = total.toLocaleString("en");
     document.getElementById("logged").textContent = data.logged.toLocaleString("en");
     document.getElementById("accuracy").textContent = lab.fmt(champ.accuracy);
-    document.getElementById("p95").textContent = lab.fmt(champ.latency_p95_ms, 1);
+    const p95 = data.alerts.find((a) => a.rule === "p95_latency_ms") || {};
+    document.getElementById("p95").textContent = lab.fmt(p95.value, 1);
     document.getElementById("updated").textContent = new Date().toLocaleTimeString("en-GB");
     const w = data.window;
     document.getElementById("window-note").textContent = w.requests
-      ? `v${data.champion}'s last ${data.hours} h: ${w.requests.toLocaleString("en")} requests, ${w.start} .. ${w.end} UTC`
+      ? `judged on v${data.champion}'s last ${w.hours} h: ${w.requests.toLocaleString("en")} requests, ${w.start} .. ${w.end} UTC`
       : w.message;
 
     const body = document.querySelector("#alerts tbody");
