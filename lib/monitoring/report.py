@@ -120,22 +120,23 @@ def load_window(
 ) -> pd.DataFrame:
     """The last `window_hours` of event time served by `model_version` (default: the champion).
 
-    For callers that run often (the Prometheus exporter, the app): one aggregate query finds the
-    version's newest event, then only the window's rows are transferred. An empty log is an error
+    For callers that run often (the Prometheus exporter, the app): one GROUP BY query (no join)
+    finds the version's newest event, then only the window's rows are transferred. An empty log is an error
     as in `load_log`; a version that has served nothing yet gives an empty window.
     """
     from lib.metrics_store import MetricsStore
 
     hours = check_window(window_hours, None)
     store = MetricsStore(settings.metrics_db_url)
-    if store.log_span(model_name=settings.model_name).rows == 0:
+    spans = {s.model_version: s for s in store.version_spans(model_name=settings.model_name)}
+    if not spans:
         raise MonitoringError(
             f"no predictions of {settings.model_name} logged in {settings.metrics_db_url}: "
             "run 08_model_simulation.py first"
         )
     version = champion_version(settings) if model_version is None else str(model_version)
-    span = store.log_span(model_name=settings.model_name, model_version=version)
-    if span.last_event is None:
+    span = spans.get(version)
+    if span is None or span.last_event is None:
         return prepare_log(store.read_predictions(model_name=settings.model_name, model_version=version))
     start = span.last_event - pd.Timedelta(hours=hours)
     rows = store.read_predictions(start=start, model_name=settings.model_name, model_version=version)
