@@ -354,7 +354,7 @@ class MetricsStore:
             around.append(func.max(case((((r.rn - 1) * 100 <= pos) & (r.rn * 100 > pos), r.latency_ms))))
             around.append(func.max(case((((r.rn - 2) * 100 <= pos) & ((r.rn - 1) * 100 > pos), r.latency_ms))))
         query = select(
-            r.bucket,
+            r.bucket if bucket_seconds else func.max(r.bucket),  # a constant is no grouping key on PostgreSQL
             r.model_version,
             func.count(),
             func.count(r.label),

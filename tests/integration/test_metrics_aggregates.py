@@ -28,10 +28,16 @@ LATENCY = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
 
 @pytest.fixture
 def store(tmp_path: Path) -> MetricsStore:
+    """An empty SQLite store (tests/services shadows it with a PostgreSQL one)."""
+    return MetricsStore(f"sqlite:///{tmp_path / 'metrics.db'}")
+
+
+@pytest.fixture
+def filled(store: MetricsStore) -> MetricsStore:
     """Three versions over ~10 hours at uneven times; v1 half labelled, v2 a third, v3 unlabelled;
     another model's rows in the same database must never count."""
     rng = np.random.default_rng(5)
-    s = MetricsStore(f"sqlite:///{tmp_path / 'metrics.db'}")
+    s = store
     rows = []
     for i in range(700):
         version = "1" if i < 400 else "2" if i < 650 else "3"
@@ -53,9 +59,9 @@ def close(a: float, b: float) -> bool:
 
 
 @pytest.mark.parametrize(("seconds", "freq"), [(3600, "1h"), (900, "15min"), (86400, "1D")])
-def test_buckets_match_the_pandas_performance_table(store: MetricsStore, seconds: int, freq: str) -> None:
-    agg = store.aggregate(model_name="bank-promo-a", bucket_seconds=seconds)
-    ref = performance_by_window(store.read_predictions(model_name="bank-promo-a"), freq=freq)
+def test_buckets_match_the_pandas_performance_table(filled: MetricsStore, seconds: int, freq: str) -> None:
+    agg = filled.aggregate(model_name="bank-promo-a", bucket_seconds=seconds)
+    ref = performance_by_window(filled.read_predictions(model_name="bank-promo-a"), freq=freq)
     assert list(agg.columns) == list(AGGREGATE_COLUMNS)
     assert len(agg) == len(ref) and agg["requests"].sum() == 700
     assert agg["bucket_start"].tolist() == ref["window_start"].tolist()
@@ -66,26 +72,26 @@ def test_buckets_match_the_pandas_performance_table(store: MetricsStore, seconds
     assert agg.loc[agg["model_version"] == "3", "accuracy"].isna().all()  # no labels yet: NaN, not 0
 
 
-def test_a_time_range_and_a_version_filter_in_sql(store: MetricsStore) -> None:
+def test_a_time_range_and_a_version_filter_in_sql(filled: MetricsStore) -> None:
     start, end = T0 + timedelta(hours=2), T0 + timedelta(hours=7)
-    agg = store.aggregate(start=start, end=end, model_version="1", model_name="bank-promo-a")
-    window = store.read_predictions(start=start, end=end, model_version="1", model_name="bank-promo-a")
+    agg = filled.aggregate(start=start, end=end, model_version="1", model_name="bank-promo-a")
+    window = filled.read_predictions(start=start, end=end, model_version="1", model_name="bank-promo-a")
     assert len(agg) == 1 and pd.isna(agg["bucket_start"].iloc[0])
     expected = summarize(window)
     for col in (*QUALITY, *LATENCY):
         assert close(float(agg[col].iloc[0]), float(expected[col])), col
 
 
-def test_empty_selection_and_bad_bucket(store: MetricsStore) -> None:
-    empty = store.aggregate(model_name="nobody", bucket_seconds=60)
+def test_empty_selection_and_bad_bucket(filled: MetricsStore) -> None:
+    empty = filled.aggregate(model_name="nobody", bucket_seconds=60)
     assert empty.empty and list(empty.columns) == list(AGGREGATE_COLUMNS)
     with pytest.raises(MetricsStoreError, match="bucket_seconds"):
-        store.aggregate(bucket_seconds=0)
+        filled.aggregate(bucket_seconds=0)
 
 
-def test_version_spans_are_the_deployments(store: MetricsStore) -> None:
-    spans = store.version_spans(model_name="bank-promo-a")
-    log = store.read_predictions(model_name="bank-promo-a")
+def test_version_spans_are_the_deployments(filled: MetricsStore) -> None:
+    spans = filled.version_spans(model_name="bank-promo-a")
+    log = filled.read_predictions(model_name="bank-promo-a")
     assert [s.model_version for s in spans] == ["1", "2", "3"]
     for s in spans:
         part = log[log["model_version"] == s.model_version]
