@@ -6,7 +6,6 @@ aggregates plus the champion's judged window, as `python -m lib.monitoring check
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,9 +18,8 @@ from lib.app import AppError
 from lib.app.server import page
 from lib.monitoring import MonitoringError
 from lib.monitoring.live import WINDOWS_HOURS, overview
-from lib.monitoring.report import ProfileLoader, cached_profiles, champion_version
+from lib.monitoring.report import ProfileLoader, cached_profiles
 
-log = logging.getLogger(__name__)
 REFRESH_SECONDS = 15
 DEFAULT_HOURS = 24.0
 
@@ -33,24 +31,21 @@ def _profiles(app: FastAPI) -> ProfileLoader:
     return app.state.monitoring_profiles
 
 
-def _warm_up(app: FastAPI) -> None:
-    """What the first Monitoring view would pay for: MLflow's import and store, the champion's profile."""
+def _warm_up() -> None:
+    """Import what the first Monitoring view would wait for (MLflow's client, sklearn's metrics).
+
+    Imports only: opening MLflow's stores stays with the first request, since their first opening
+    must not run in two threads at once.
+    """
     import sklearn.metrics  # noqa: F401  (the quality numbers' first use imports it)
 
-    settings = app.state.settings
-    try:
-        _profiles(app)(settings, champion_version(settings))
-    except MonitoringError as exc:  # nothing to prepare yet; the page will say the same
-        log.info("monitoring warm-up: %s", exc)
+    import lib.registry  # noqa: F401  (imports mlflow)
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Warm up in the background as the app starts, so the first page view does not wait for MLflow."""
-    app.state.monitoring_warm_up = threading.Thread(
-        target=_warm_up, args=(app,), name="monitoring-warm-up", daemon=True
-    )
-    app.state.monitoring_warm_up.start()
+    """Warm up in the background as the app starts, so the first page view does not wait for imports."""
+    threading.Thread(target=_warm_up, name="monitoring-warm-up", daemon=True).start()
     yield
 
 
@@ -71,9 +66,6 @@ def monitoring_overview(
 ) -> dict[str, Any]:
     """Series per time bucket and version, redeploys, the champion's alerts and drift for the last `hours`."""
     app = request.app
-    warm_up = getattr(app.state, "monitoring_warm_up", None)
-    if warm_up is not None:
-        warm_up.join()  # the registry is opened once, not by two threads at a time
     try:
         return overview(app.state.settings, hours, _profiles(app))
     except MonitoringError as exc:
