@@ -73,7 +73,8 @@ def quick_jobs(table_settings: Settings, tmp_path: Path) -> Settings:
             depends_on: First
             timeout: 60
         """))  # fmt: skip
-    return dataclasses.replace(table_settings, jobs_spec=tmp_path / "jobs.yaml", jobs_log_dir=tmp_path / "logs")
+    return dataclasses.replace(table_settings, jobs_spec=tmp_path / "jobs.yaml", jobs_log_dir=tmp_path / "logs",
+                               metrics_db_url=f"sqlite:///{tmp_path / 'metrics.db'}")  # fmt: skip
 
 
 def test_jobs_start_needs_the_key_and_runs_the_chain_in_the_background(quick_jobs: Settings) -> None:
@@ -112,3 +113,17 @@ def test_jobs_start_needs_the_key_and_runs_the_chain_in_the_background(quick_job
     log = client.get(f"/api/jobs/runs/{runs[1]['run_id']}/log", params={"tail": 5}).json()
     assert "first job ran" in log["lines"] and not log["missing"]
     assert client.get("/api/jobs/runs/9999/log").status_code == 404
+
+
+def test_a_chain_with_a_running_job_is_refused_before_starting(quick_jobs: Settings) -> None:
+    from filelock import FileLock
+
+    from lib.jobs import job_lock_path, load_spec
+
+    client = TestClient(create_app(quick_jobs, access_key=KEY))
+    second = load_spec(quick_jobs.jobs_spec).get("Second")
+    quick_jobs.jobs_log_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(job_lock_path(quick_jobs, second)):
+        answer = client.post("/api/jobs/start", json={"job": "First", "accessKey": KEY})
+    assert answer.status_code == 409 and "'Second' is already running" in answer.json()["detail"]
+    assert JobHistory(quick_jobs.metrics_db_url).runs() == []
