@@ -103,6 +103,7 @@ const monitoring = {
       shapes: [{ type: "line", yref: "paper", y0: 0, y1: 1, x0: t.max_psi, x1: t.max_psi, line: { color: "#b3261e", dash: "dash" } }],
       annotations: drift.length ? [] : [{ text: w.message || "no drift data", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }],
     });
+    document.body.dataset.hours = String(data.hours);
     document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
   },
 
