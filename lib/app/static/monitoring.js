@@ -80,6 +80,9 @@ const monitoring = {
       mode: "lines+markers", marker: { color: monitoring.color(data, s.version), size: 4 },
       line: { color: monitoring.color(data, s.version), dash: extra.dash }, connectgaps: false,
       customdata: s.labeled, hovertemplate: extra.hover,
+      // a bar spans its time bucket (plotly would widen bars to the gap between sparse points)
+      width: extra.type === "bar" ? s.t.map(() => data.range.bucket_seconds * 900) : undefined,
+      offset: extra.type === "bar" ? 0 : undefined,
     }));
     monitoring.draw("chart-traffic", byVersion("requests", { type: "bar" }),
       monitoring.layout(data, `Requests per ${data.range.bucket_seconds / 60} min`, "requests", { barmode: "stack" }));
