@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 LOG4J2_PROPERTIES = Path(__file__).with_name("log4j2.properties")
@@ -72,6 +74,32 @@ def quiet_third_party() -> None:
         logger = logging.getLogger(name)
         if _WARNINGS_ONLY not in logger.filters:
             logger.addFilter(_WARNINGS_ONLY)
+
+
+@contextmanager
+def third_party_quiet() -> Iterator[None]:
+    """`quiet_third_party` for one block, for library code that no CLI set up (a notebook, the app).
+
+    Everything it changes (MLFLOW_LOGGING_LEVEL, the chatty loggers' levels and filters) is put back
+    on exit, so calling into `lib` never changes the caller's logging or environment for good.
+    """
+    names = ("mlflow", *_CHATTY_LEVELS)
+    levels = {name: logging.getLogger(name).level for name in names}
+    filtered = {name: _WARNINGS_ONLY in logging.getLogger(name).filters for name in _CHATTY_FILTERED}
+    env = os.environ.get("MLFLOW_LOGGING_LEVEL")
+    quiet_third_party()
+    try:
+        yield
+    finally:
+        if env is None:
+            os.environ.pop("MLFLOW_LOGGING_LEVEL", None)
+        else:
+            os.environ["MLFLOW_LOGGING_LEVEL"] = env
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        for name, had in filtered.items():
+            if not had:
+                logging.getLogger(name).removeFilter(_WARNINGS_ONLY)
 
 
 def verbose() -> bool:

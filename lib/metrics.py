@@ -49,3 +49,18 @@ def classification_metrics(
         "pr_auc": float(metrics.average_precision_score(y, p)) if both else math.nan,
         "log_loss": float(metrics.log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])),
     }
+
+
+def confusion_rates(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
+    """Accuracy, precision, recall and F1 from confusion counts, with `classification_metrics`' NaN rule.
+
+    For aggregates a database has already counted (monitoring's SQL buckets): the same numbers
+    sklearn gives on the rows, without transferring them.
+    """
+    n = tp + fp + fn + tn
+    return {
+        "accuracy": (tp + tn) / n if n else math.nan,
+        "precision": tp / (tp + fp) if tp + fp else math.nan,
+        "recall": tp / (tp + fn) if tp + fn else math.nan,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan,
+    }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any, NamedTuple, Protocol
 
 import pandas as pd
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Engine,
@@ -33,16 +35,23 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     create_engine,
     delete,
     event,
     func,
     insert,
+    literal_column,
     select,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import CompileError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from lib.features import NUMERIC, RAW_COLUMNS, TARGET, TARGET_VALUES
+from lib.metrics import confusion_rates
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +285,168 @@ class MetricsStore:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [VersionCount(str(name), str(version), int(n), int(k)) for name, version, n, k in rows]
+
+    def version_spans(self, model_name: str | None = None) -> list[VersionSpan]:
+        """When each model version first and last served (event time), in deployment order.
+
+        One GROUP BY query: every version after the first marks a redeploy on a time axis.
+        """
+        p = predictions
+        query = select(
+            p.c.model_version, func.count(p.c.uuid), func.min(p.c.event_ts), func.max(p.c.event_ts)
+        ).group_by(p.c.model_version)
+        query = _where_log(query, None, None, None, model_name)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        spans = [VersionSpan(str(v), int(n), _as_utc(first), _as_utc(last)) for v, n, first, last in rows]
+        return sorted(spans, key=lambda s: (s.first_event, s.model_version))
+
+    def aggregate(
+        self,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        model_version: str | int | None = None,
+        model_name: str | None = None,
+        bucket_seconds: int | None = None,
+    ) -> pd.DataFrame:
+        """Volume, labelled quality and latency percentiles per event-time bucket and model version.
+
+        The database does the work (one GROUP BY over a window function that ranks latencies), so
+        a dashboard over months of traffic transfers one row per bucket and version, never the log.
+        Works on SQLite and PostgreSQL. Columns (AGGREGATE_COLUMNS): `bucket_start` (aware UTC;
+        NaT without buckets), `model_version`, `requests`, `labeled`, confusion counts
+        `tp fp fn tn`, `positives`, `accuracy precision recall f1` from the counts
+        (`lib.metrics.confusion_rates`, NaN where undefined), `positive_rate` and
+        `latency_p50_ms/p95/p99` (linear interpolation, as numpy's default percentile).
+        Buckets start at multiples of `bucket_seconds` since the Unix epoch; empty ones are absent.
+        """
+        if bucket_seconds is not None and (int(bucket_seconds) != bucket_seconds or bucket_seconds < 1):
+            raise MetricsStoreError(f"bucket_seconds={bucket_seconds!r} must be a positive whole number")
+        p, g = predictions, ground_truth
+        bucket = (
+            EpochBucket(p.c.event_ts, int(bucket_seconds)) if bucket_seconds else literal_column("0", BigInteger)
+        ).label("bucket")
+        # Group by the expression (not a constant: SQL reads `GROUP BY 0` as a column position).
+        keys = [bucket.element, p.c.model_version] if bucket_seconds else [p.c.model_version]
+        # One pass: the log joined with its labels, each group's latencies ranked by a window
+        # function (SQLite has no PERCENTILE_CONT), then one GROUP BY that counts and keeps the two
+        # ranked rows around position (n-1)*q/100 (integer comparisons), interpolated below.
+        ranked = _where_log(
+            select(
+                bucket,
+                p.c.model_version,
+                p.c.prediction,
+                p.c.latency_ms,
+                g.c.label,
+                func.row_number().over(partition_by=keys, order_by=p.c.latency_ms).label("rn"),
+                func.count().over(partition_by=keys).label("n"),
+            ).select_from(p.outerjoin(g, p.c.uuid == g.c.uuid)),
+            start, end, model_version, model_name,
+        ).subquery()  # fmt: skip
+        r = ranked.c
+
+        def count_if(condition: Any) -> Any:
+            return func.sum(case((condition, 1), else_=0))
+
+        around = []
+        for q in LATENCY_PERCENTILES:
+            pos = (r.n - 1) * q
+            around.append(func.max(case((((r.rn - 1) * 100 <= pos) & (r.rn * 100 > pos), r.latency_ms))))
+            around.append(func.max(case((((r.rn - 2) * 100 <= pos) & ((r.rn - 1) * 100 > pos), r.latency_ms))))
+        query = select(
+            r.bucket if bucket_seconds else func.max(r.bucket),  # a constant is no grouping key on PostgreSQL
+            r.model_version,
+            func.count(),
+            func.count(r.label),
+            count_if((r.label == 1) & (r.prediction == 1)),
+            count_if((r.label == 0) & (r.prediction == 1)),
+            count_if((r.label == 1) & (r.prediction == 0)),
+            count_if((r.label == 0) & (r.prediction == 0)),
+            func.sum(r.prediction),
+            *around,
+        ).group_by(*([r.bucket, r.model_version] if bucket_seconds else [r.model_version]))
+        with self.engine.connect() as conn:
+            result = conn.execute(query).all()
+        out = []
+        for b, version, n, k, tp, fp, fn, tn, positives, *around_rows in result:
+            n, k, tp, fp, fn, tn = (int(v or 0) for v in (n, k, tp, fp, fn, tn))
+            row = {
+                "bucket_start": pd.Timestamp(int(b), unit="s", tz="UTC") if bucket_seconds else pd.NaT,
+                "model_version": str(version), "requests": n, "labeled": k,
+                "tp": tp, "fp": fp, "fn": fn, "tn": tn, "positives": int(positives or 0),
+                **confusion_rates(tp, fp, fn, tn),
+                "positive_rate": int(positives or 0) / n if n else math.nan,
+            }  # fmt: skip
+            row.update(_percentiles([n, *around_rows]))
+            out.append(row)
+        frame = pd.DataFrame(out, columns=list(AGGREGATE_COLUMNS))
+        frame["bucket_start"] = pd.to_datetime(frame["bucket_start"], utc=True)
+        return frame.sort_values(["bucket_start", "model_version"], kind="stable").reset_index(drop=True)
+
+
+LATENCY_PERCENTILES = (50, 95, 99)
+AGGREGATE_COLUMNS: tuple[str, ...] = (
+    "bucket_start", "model_version", "requests", "labeled", "tp", "fp", "fn", "tn", "positives",
+    "accuracy", "precision", "recall", "f1", "positive_rate",
+    *(f"latency_p{q}_ms" for q in LATENCY_PERCENTILES),
+)  # fmt: skip
+
+
+def _percentiles(row: Sequence[Any] | None) -> dict[str, float]:
+    """Interpolate each percentile between the two ranked rows the latency query kept."""
+    if row is None:
+        return {f"latency_p{q}_ms": math.nan for q in LATENCY_PERCENTILES}
+    n, *around = row
+    out = {}
+    for i, q in enumerate(LATENCY_PERCENTILES):
+        lo, hi = around[2 * i], around[2 * i + 1]
+        steps = (int(n) - 1) * q
+        frac = (steps - (steps // 100) * 100) / 100
+        value = float(lo) if hi is None or frac == 0 else float(lo) + frac * (float(hi) - float(lo))
+        out[f"latency_p{q}_ms"] = value
+    return out
+
+
+class EpochBucket(FunctionElement):
+    """Start of the `seconds`-wide bucket holding a naive-UTC timestamp, as Unix seconds.
+
+    Compiled per dialect (SQLite: strftime('%s'); PostgreSQL: EXTRACT(EPOCH)), since SQL has no
+    portable spelling; a timestamp without time zone counts as UTC on both.
+    """
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "epoch_bucket"
+
+    def __init__(self, column: Any, seconds: int) -> None:
+        self.seconds = int(seconds)
+        super().__init__(column)
+
+
+@compiles(EpochBucket, "sqlite")
+def _epoch_bucket_sqlite(element: EpochBucket, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(next(iter(element.clauses)), **kw)
+    return f"((CAST(strftime('%s', {column}) AS INTEGER) / {element.seconds}) * {element.seconds})"
+
+
+@compiles(EpochBucket, "postgresql")
+def _epoch_bucket_postgresql(element: EpochBucket, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(next(iter(element.clauses)), **kw)
+    return f"(CAST(FLOOR(EXTRACT(EPOCH FROM {column}) / {element.seconds}) AS BIGINT) * {element.seconds})"
+
+
+@compiles(EpochBucket)
+def _epoch_bucket_other(element: EpochBucket, compiler: SQLCompiler, **kw: Any) -> str:
+    raise CompileError(f"time buckets are implemented for SQLite and PostgreSQL, not {compiler.dialect.name}")
+
+
+class VersionSpan(NamedTuple):
+    """How much one model version served and when (aware UTC): its first event is its deployment."""
+
+    model_version: str
+    rows: int
+    first_event: datetime | None
+    last_event: datetime | None
 
 
 class VersionCount(NamedTuple):

@@ -28,11 +28,14 @@ from lib.jobs.history import JobHistory, JobRun, history
 from lib.jobs.spec import Job, JobError, JobSpec, load_spec, parse_spec
 
 if TYPE_CHECKING:
-    from lib.jobs.runner import ChainResult, JobResult, job_lock_path, run_chain, run_job
+    from lib.jobs.runner import ChainResult, JobResult, LaunchedChain, job_lock_path, launch_chain, run_chain, run_job
     from lib.jobs.scheduler import next_runs, run_scheduler
 
 _LAZY = {
-    **dict.fromkeys(("ChainResult", "JobResult", "job_lock_path", "run_chain", "run_job"), "lib.jobs.runner"),
+    **dict.fromkeys(
+        ("ChainResult", "JobResult", "LaunchedChain", "job_lock_path", "launch_chain", "run_chain", "run_job"),
+        "lib.jobs.runner",
+    ),
     **dict.fromkeys(("next_runs", "run_scheduler"), "lib.jobs.scheduler"),
 }
 
@@ -52,8 +55,10 @@ __all__ = [
     "JobResult",
     "JobRun",
     "JobSpec",
+    "LaunchedChain",
     "history",
     "job_lock_path",
+    "launch_chain",
     "load_spec",
     "next_runs",
     "parse_spec",

@@ -249,3 +249,67 @@ def run_chain(
         finally:
             bar.close()
     return ChainResult(name, trigger, chain_id, tuple(results))
+
+
+@dataclass(frozen=True)
+class LaunchedChain:
+    """A chain started in the background: the runs it records have ids above `after_run_id`."""
+
+    root: str
+    jobs: tuple[str, ...]
+    pid: int
+    after_run_id: int
+    log_path: Path
+    process: subprocess.Popen
+
+
+def launch_chain(settings: Settings, name: str, trigger: str = "manual") -> LaunchedChain:
+    """Start `python -m lib.jobs run NAME` as a detached process and return at once.
+
+    For a caller that must stay responsive (the web app): the chain runs through the same CLI and
+    `run_chain` as from a terminal, in its own session so it outlives neither a page nor a request,
+    with the caller's settings in its environment. Its own output (the chain summary, an `error:`
+    line) goes to a launcher log next to the job logs; progress is the job history. Raises
+    JobError, before starting anything, when the spec is wrong or a job of the chain is running.
+    The caller reaps `process` (e.g. a thread waiting on it).
+    """
+    from filelock import FileLock, Timeout
+
+    from lib.config import child_env
+
+    if trigger not in TRIGGERS or trigger == "dependency":
+        raise JobError(f"trigger {trigger!r} is not one of manual, schedule, alert, airflow")
+    spec = load_spec(settings.jobs_spec)
+    jobs = spec.chain(name)
+    _check_runnable(spec.workdir(settings), jobs)
+    settings.jobs_log_dir.mkdir(parents=True, exist_ok=True)
+    for job in jobs:
+        lock = FileLock(job_lock_path(settings, job))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout as exc:
+            raise JobError(f"job {job.name!r} is already running; wait for it to finish") from exc
+        lock.release()
+    runs = JobHistory(settings.metrics_db_url).runs(limit=1)
+    after = runs[0].run_id if runs else 0
+    log_path = settings.jobs_log_dir / f"{datetime.now():%Y%m%d-%H%M%S}-chain-{jobs[0].slug}.log"
+    env = child_env(
+        {
+            "PROJECT_ROOT": str(settings.root),
+            "PROJECT_OWNER": settings.user,
+            "METRICS_DB_URL": settings.metrics_db_url,
+            "JOBS_SPEC": str(settings.jobs_spec),
+            "JOBS_LOG_DIR": str(settings.jobs_log_dir),
+        }
+    )
+    argv = [sys.executable, "-m", "lib.jobs", "run", name, "--trigger", trigger]
+    with log_path.open("wb") as fh:
+        try:
+            proc = subprocess.Popen(
+                argv, cwd=spec.workdir(settings), env=env, stdin=subprocess.DEVNULL, stdout=fh,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        except OSError as exc:
+            raise JobError(f"cannot start the {name!r} chain: {exc}") from exc
+    log.info("started the %r chain in the background (pid %d, log %s)", name, proc.pid, log_path)
+    return LaunchedChain(name, tuple(j.name for j in jobs), proc.pid, after, log_path, proc)

@@ -1,9 +1,10 @@
 """Model monitoring from the command line.
 
 python -m lib.monitoring check [--window-hours H | --last N] [--trigger-retrain]
-    evaluate the alert rules on the most recent window of event time; exit 0 when every rule is
-    ok or has no data, 2 when one fires (after starting the "Retrain Models" chain when asked),
-    1 on an error or a failed retraining chain, 64 on a usage error.
+    evaluate the alert rules on the champion's most recent window of event time (only the
+    requests the registry's champion served: after a redeploy, "no traffic for vN yet" until it
+    serves one); exit 0 when every rule is ok or has no data, 2 when one fires (after starting
+    the "Retrain Models" chain when asked), 1 on an error or a failed retraining chain, 64 on a usage error.
 python -m lib.monitoring report [--window-hours H | --last N] [--freq 1D]
     render the dashboard (PNG figures + self-contained HTML) into settings.reports_dir.
 python -m lib.monitoring exporter [--host 127.0.0.1] [--port N] [--window-hours H]
@@ -138,6 +139,14 @@ def _retrain(settings: Settings) -> int:
 
 def _check(settings: Settings, report: MonitoringReport, trigger: bool) -> int:
     w = report.window
+    if report.no_traffic:
+        from lib.monitoring.report import no_traffic_message
+
+        message = no_traffic_message(report.model_version)
+        print(f"window    : {message} (model {report.model_name}, the registry's champion)")
+        print(format_alerts(report.alerts))
+        print(f"status    : {message}; no alert can fire")
+        return EX_OK
     print(
         f"window    : {w['event_ts'].min():%Y-%m-%d %H:%M} .. {w['event_ts'].max():%Y-%m-%d %H:%M} UTC, "
         f"{len(w):,} predictions, model {report.model_name} v{report.model_version}"

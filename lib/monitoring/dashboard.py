@@ -42,6 +42,13 @@ def summary_text(report: MonitoringReport) -> str:
     w = report.window
     stats = summarize(w)
     start, end = w["event_ts"].min(), w["event_ts"].max()
+    if report.no_traffic:
+        from lib.monitoring.report import no_traffic_message
+
+        return (
+            f"The log holds {len(report.predictions):,} predictions of {report.model_name}; "
+            f"{no_traffic_message(report.model_version)} (the registry's champion), so no alert can fire."
+        )
     drifted = report.drift[report.drift["drifted"]]
     top = report.drift.dropna(subset=["psi"]).head(1)
     firing = report.firing

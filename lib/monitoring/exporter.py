@@ -20,9 +20,10 @@ Families (every one labelled `model_name`, `model_version`):
   bank_monitoring_alert_firing               gauge    1 firing, 0 ok, NaN no data (label `rule`)
   bank_monitoring_up                         gauge    1 when the window could be judged
 
-Only the counters come from the whole log; the others describe the window (default the last 24 h
-of event time, ending at the newest event). Drift and alerts are labelled with the version that
-served the newest request; quality gauges are one series per version seen in the window. An
+Only the counters come from the whole log; the others describe the window: the last 24 h (default)
+of event time served by the registry's champion, ending at its newest request. Drift, alerts and
+quality are labelled with the champion's version; until it has served a request (right after a
+redeploy) every rule is NaN ("no traffic for vN yet") and the window gauges are absent. An
 undefined value (no labelled rows, no data for a rule) is NaN rather than an absent series, so a
 rule like `bank_monitoring_alert_firing == 1` simply does not match and `absent()` keeps meaning
 "the exporter is down". When the window cannot be judged (empty log, no profile for the served
@@ -35,7 +36,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -55,7 +56,7 @@ from lib.monitoring import MonitoringError
 from lib.monitoring.alerts import FIRING, NO_DATA, AlertResult
 from lib.monitoring.drift import PREDICTION_FEATURE
 from lib.monitoring.performance import DEFAULT_WINDOW_HOURS, summarize
-from lib.monitoring.report import judge_window, load_window, reference_profile
+from lib.monitoring.report import cached_profiles, champion_version, judge_window, load_window
 
 log = logging.getLogger(__name__)
 
@@ -170,13 +171,7 @@ class MonitoringCollector(Collector):
     def __init__(self, settings: Settings, window_hours: float = DEFAULT_WINDOW_HOURS) -> None:
         self.settings = settings
         self.window_hours = window_hours
-        self._profiles: dict[str, Mapping[str, Any]] = {}
-
-    def _profile(self, settings: Settings, model_version: str) -> Mapping[str, Any]:
-        """A registered version's training profile never changes: read it from MLflow once."""
-        if model_version not in self._profiles:
-            self._profiles[model_version] = reference_profile(settings, model_version)
-        return self._profiles[model_version]
+        self._profile = cached_profiles()  # a registered version's profile never changes
 
     def describe(self) -> Iterator[Metric]:
         """The family names without touching the stores (registration must not query them)."""
@@ -192,8 +187,9 @@ class MonitoringCollector(Collector):
         up = GaugeMetricFamily(metric_name("up"), "1 when the monitoring window could be read and judged, 0 otherwise.")
         try:
             yield from count_families(MetricsStore(s.metrics_db_url).log_counts(model_name=s.model_name))
-            window = load_window(s, window_hours=self.window_hours)
-            version, drift, alerts = judge_window(s, window, profile_loader=self._profile)
+            version = champion_version(s)
+            window = load_window(s, window_hours=self.window_hours, model_version=version)
+            drift, alerts = judge_window(s, window, version, profile_loader=self._profile)
         except (MonitoringError, MetricsStoreError, SQLAlchemyError) as exc:
             log.warning("monitoring metrics unavailable: %s", exc)
             up.add_metric([], 0.0)

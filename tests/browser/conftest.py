@@ -248,16 +248,16 @@ def _read_url(proc: subprocess.Popen, timeout: float) -> str:
     raise RuntimeError(f"python -m lib.app printed no URL (exit {proc.poll()}): {' | '.join(seen) or 'nothing'}")
 
 
-@pytest.fixture(scope="session")
-def lab_app(lab_run: LabRun, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m lib.app --port 0` over `lab_run`'s project, as a subprocess; yields its base URL (no slash).
+@contextmanager
+def app_process(env: dict[str, str], log_dir: Path) -> Iterator[str]:
+    """`python -m lib.app --port 0` with `env` as a subprocess; yields its base URL (no slash).
 
-    Its stderr goes to `app.log` in a temp dir (shown if it fails to start); it is killed at teardown.
+    Its stderr goes to `app.log` in `log_dir` (shown if it fails to start); it is killed on exit.
     """
-    log_file = tmp_path_factory.mktemp("app") / "app.log"
+    log_file = log_dir / "app.log"
     with log_file.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "lib.app", "--port", "0"], cwd=PROJECT_ROOT, env=child_env(lab_run.env),
+            [sys.executable, "-m", "lib.app", "--port", "0"], cwd=PROJECT_ROOT, env=child_env(env),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True,
         )  # fmt: skip
     try:
@@ -266,7 +266,7 @@ def lab_app(lab_run: LabRun, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}; log: {log_file.read_text()[-2000:]}") from None
         with httpx.Client(base_url=url, timeout=10) as http:
-            assert http.get("/healthz").json()["model"] == lab_run.settings.model_name
+            assert http.get("/healthz").json()["model"] == load_settings(env).model_name
         yield url
     finally:
         proc.terminate()
@@ -276,3 +276,13 @@ def lab_app(lab_run: LabRun, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             proc.kill()
             proc.wait()
         proc.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def lab_app(lab_run: LabRun, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m lib.app --port 0` over `lab_run`'s project, as a subprocess; yields its base URL (no slash).
+
+    Its stderr goes to `app.log` in a temp dir (shown if it fails to start); it is killed at teardown.
+    """
+    with app_process(lab_run.env, tmp_path_factory.mktemp("app")) as url:
+        yield url

@@ -1,7 +1,7 @@
 """The prediction log on PostgreSQL (`METRICS_DB_URL=postgresql+psycopg://…`): the same behaviours
 the SQLite tests pin down (batched background writes, feedback replace and join, time ranges, a
-failing database, a dead writer), run against a real PostgreSQL 15 started by `lib.stack`, one
-fresh database per test."""
+failing database, a dead writer, the SQL aggregations against pandas), run against a real
+PostgreSQL 15 started by `lib.stack`, one fresh database per test."""
 
 from __future__ import annotations
 
@@ -16,6 +16,13 @@ import pytest
 from lib import stack
 from lib.config import load_settings
 from lib.metrics_store import MetricsStore, get_engine
+from tests.integration.test_metrics_aggregates import (  # noqa: F401 - collected here again, on PostgreSQL
+    filled,
+    test_a_time_range_and_a_version_filter_in_sql,
+    test_buckets_match_the_pandas_performance_table,
+    test_empty_selection_and_bad_bucket,
+    test_version_spans_are_the_deployments,
+)
 from tests.integration.test_metrics_store import (  # noqa: F401 - collected here again, on PostgreSQL
     test_a_dead_writer_is_reported_and_counted,
     test_empty_log_has_the_documented_columns,

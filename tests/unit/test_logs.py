@@ -62,3 +62,23 @@ def test_every_parser_takes_verbose_before_or_after_a_subcommand():
     assert is_verbose(parser.parse_args(["-v", "status"]))
     assert is_verbose(parser.parse_args(["status", "--verbose"]))
     assert not is_verbose(parser.parse_args(["status"]))
+
+
+def test_third_party_quiet_is_scoped(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("MLFLOW_LOGGING_LEVEL", raising=False)
+    logging.getLogger("httpx").setLevel(logging.DEBUG)
+    logging.getLogger("alembic.runtime.migration").filters = []
+    with logs.third_party_quiet():
+        assert not _shown("httpx", logging.INFO)
+        assert not _shown("alembic.runtime.migration", logging.INFO)
+        assert logs.os.environ["MLFLOW_LOGGING_LEVEL"] == "WARNING"
+    assert "MLFLOW_LOGGING_LEVEL" not in logs.os.environ
+    assert logging.getLogger("httpx").level == logging.DEBUG
+    assert logging.getLogger("alembic.runtime.migration").filters == []
+
+
+def test_third_party_quiet_keeps_a_value_the_caller_set(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MLFLOW_LOGGING_LEVEL", "DEBUG")
+    with logs.third_party_quiet():
+        assert logs.os.environ["MLFLOW_LOGGING_LEVEL"] == "DEBUG"  # setdefault: the caller's choice wins
+    assert logs.os.environ["MLFLOW_LOGGING_LEVEL"] == "DEBUG"
