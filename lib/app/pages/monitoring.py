@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 
 from lib.app import AppError
 from lib.app.server import page
+from lib.app.stores import mlflow_ready
 from lib.monitoring import MonitoringError
 from lib.monitoring.live import WINDOWS_HOURS, overview
 from lib.monitoring.report import ProfileLoader, cached_profiles
@@ -60,7 +61,7 @@ def monitoring_page(request: Request) -> Response:
     )
 
 
-@router.get("/api/monitoring/overview")
+@router.get("/api/monitoring/overview", dependencies=[Depends(mlflow_ready)])  # champion lookup, profiles
 def monitoring_overview(
     request: Request, hours: Annotated[float, Query(gt=0, le=24 * 366)] = DEFAULT_HOURS
 ) -> dict[str, Any]:
