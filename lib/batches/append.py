@@ -68,7 +68,9 @@ def _append_lock(settings: Settings):  # -> filelock.FileLock (imported lazily)
     return FileLock(path)
 
 
-def _write_pointer(settings: Settings, csv_path: Path, snapshot_id: int, parent_id: int, label: str, rows: int) -> None:
+def _write_pointer(
+    settings: Settings, csv_path: Path, snapshot_id: int, parent_id: int | None, label: str, rows: int
+) -> None:
     pointer = {
         "path": csv_path.name,
         "snapshot_id": snapshot_id,
@@ -93,12 +95,13 @@ def append_batch(
 
     Appends from several processes on this machine are serialized by a file lock (the Hadoop
     catalog's rename commit is not safe across JVMs); a shared catalog additionally retries
-    conflicting commits (`commit.retry.num-retries`). The CSV is written before the commit and
+    conflicting commits (`commit.retry.num-retries`), so appends from several machines all land,
+    and the result reports the parent the commit really got. The CSV is written before the commit and
     renamed into place after it, so a failed append leaves no batch file behind.
     """
     from filelock import Timeout
 
-    from lib.lake import append, current_snapshot_id, get_snapshot, require_table
+    from lib.lake import append, get_snapshot, require_table
 
     validate_batch(batch, allow_new_categories=allow_new_categories)
     require_table(spark, settings)
@@ -109,12 +112,14 @@ def append_batch(
         _check_table_schema(spark, settings, frame)
         try:
             with _append_lock(settings).acquire(timeout=lock_timeout):
-                parent_id = current_snapshot_id(spark, settings)
-                rows_before = get_snapshot(spark, settings, parent_id).total_records
                 faults.reached(settings, "append.before_commit")
                 snapshot_id = append(spark, settings, frame)
                 faults.reached(settings, "append.after_commit")
-                rows_after = get_snapshot(spark, settings, snapshot_id).total_records
+                # Parent and counts from the commit itself: on a shared catalog another machine's
+                # append may have landed in between, and Iceberg retried ours on top of it.
+                committed = get_snapshot(spark, settings, snapshot_id)
+                parent_id, rows_after = committed.parent_id, committed.total_records
+                rows_before = rows_after - committed.added_records
                 csv_path = settings.batches_dir / f"batch_{snapshot_id}_{label}.csv"
                 os.replace(tmp, csv_path)
                 _write_pointer(settings, csv_path, snapshot_id, parent_id, label, len(batch))
