@@ -5,8 +5,9 @@ The embedded default is a Hadoop (filesystem) catalog under `<root>/lakehouse/wa
 and `SPARK_CONF_*` point the same code at a cluster and a shared catalog.
 
 CLI: `python -m lib.lake snapshots | rollback --to ID`. `snapshots` reads the Iceberg metadata with
-pyiceberg (no JVM, well under 2 s) for the catalogs pyiceberg reads here (hadoop, rest); for hive and
-jdbc it uses Spark. Only `rollback`, which writes, always starts Spark.
+pyiceberg (no JVM, well under 2 s) for the catalogs pyiceberg reads here (hadoop, rest, and jdbc
+through its SQL catalog on the same database); for hive it uses Spark. Only `rollback`, which
+writes, always starts Spark.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 import shutil
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -211,15 +213,24 @@ def create_or_replace(spark: SparkSession, settings: Settings, df: DataFrame) ->
     return current_snapshot_id(spark, settings)
 
 
+# A snapshot summary property naming the commit that made it (`append` finds its own snapshot by it).
+COMMIT_ID_PROPERTY = "lab.commit-id"
+
+
 def append(spark: SparkSession, settings: Settings, df: DataFrame) -> int:
-    """Append `df` as one Iceberg commit and return the snapshot it created."""
+    """Append `df` as one Iceberg commit and return the snapshot it created.
+
+    The commit carries a unique snapshot property, so the snapshot returned is this commit's even
+    when another process commits to a shared catalog just before or after it (Iceberg then retries
+    the append on top of the other commit, `commit.retry.num-retries`).
+    """
     require_table(spark, settings)
-    before = {s.snapshot_id for s in list_snapshots(spark, settings)}
-    df.writeTo(settings.table_ident).append()
-    new = [s for s in list_snapshots(spark, settings) if s.snapshot_id not in before]
-    if not new:
-        raise LakeError(f"append to {settings.table_ident} produced no snapshot")
-    return max(new, key=lambda s: s.committed_at).snapshot_id
+    commit_id = uuid.uuid4().hex
+    df.writeTo(settings.table_ident).option(f"snapshot-property.{COMMIT_ID_PROPERTY}", commit_id).append()
+    mine = [s for s in list_snapshots(spark, settings) if s.summary.get(COMMIT_ID_PROPERTY) == commit_id]
+    if len(mine) != 1:
+        raise LakeError(f"append to {settings.table_ident} produced {len(mine)} snapshots, expected one")
+    return mine[0].snapshot_id
 
 
 def _refresh(spark: SparkSession, settings: Settings) -> None:
@@ -348,9 +359,9 @@ def open_table(settings: Settings):  # returns a pyiceberg Table
     return _pyiceberg_catalog(settings).load_table(f"{settings.namespace}.{settings.table_name}")
 
 
-# Catalog types whose snapshots `read_snapshots` lists with pyiceberg alone. hive needs pyiceberg's
-# thrift extra (not installed) and jdbc's JDBC URI is not a SQLAlchemy URL: those use Spark.
-PYICEBERG_CATALOGS = ("hadoop", "rest")
+# Catalog types whose snapshots `read_snapshots` lists with pyiceberg alone (jdbc as pyiceberg's SQL
+# catalog on the same database). hive needs pyiceberg's thrift extra (not installed): it uses Spark.
+PYICEBERG_CATALOGS = ("hadoop", "rest", "jdbc")
 
 
 def read_snapshots(settings: Settings) -> list[Snapshot]:
@@ -365,11 +376,17 @@ def read_snapshots(settings: Settings) -> list[Snapshot]:
             f"(only {', '.join(PYICEBERG_CATALOGS)})"
         )
     from pyiceberg.exceptions import NoSuchTableError
+    from sqlalchemy.exc import SQLAlchemyError
 
     try:
         metadata = open_table(settings).metadata
     except (OSError, NoSuchTableError) as exc:
         raise LakeError(f"table {settings.table_ident} cannot be read ({exc}): run 01_write_to_dl.py first") from exc
+    except SQLAlchemyError as exc:  # the jdbc catalog's database
+        raise LakeError(
+            f"the catalog database of {settings.table_ident} cannot be read ({exc.__class__.__name__}): "
+            "is it running (`python -m lib.stack status`)?"
+        ) from exc
     snapshots = sorted(metadata.snapshots, key=lambda s: (s.timestamp_ms, s.sequence_number or 0))
     return [
         Snapshot(
@@ -422,8 +439,8 @@ def build_parser() -> ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser(
         "snapshots",
-        help="list the table's snapshots (current one marked); no JVM for the hadoop and rest "
-        "catalogs (pyiceberg), Spark for hive and jdbc",
+        help="list the table's snapshots (current one marked); no JVM for the hadoop, rest and "
+        "jdbc catalogs (pyiceberg), Spark for hive",
     )
     rb = sub.add_parser("rollback", help="point the table back at an earlier snapshot (starts Spark)")
     rb.add_argument("--to", type=int, required=True, metavar="SNAPSHOT_ID")

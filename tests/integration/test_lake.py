@@ -115,8 +115,8 @@ def test_read_snapshots_without_spark_matches_spark(spark, sample_table, bank_sa
 def test_read_snapshots_refuses_catalogs_it_cannot_read_and_missing_tables(table_settings):
     import dataclasses
 
-    with pytest.raises(lake.LakeError, match="ICEBERG_CATALOG_TYPE=jdbc is not read without Spark"):
-        lake.read_snapshots(dataclasses.replace(table_settings, catalog_type="jdbc"))
+    with pytest.raises(lake.LakeError, match="ICEBERG_CATALOG_TYPE=hive is not read without Spark"):
+        lake.read_snapshots(dataclasses.replace(table_settings, catalog_type="hive"))
     with pytest.raises(lake.LakeError, match="run 01_write_to_dl.py first"):
         lake.read_snapshots(dataclasses.replace(table_settings, user="nobody_here"))
 

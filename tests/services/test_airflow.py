@@ -1,10 +1,12 @@
 """The DAG in a real Airflow (3.3, its own venv from `make airflow-venv`), on a small real project.
 
-The project is prepared as a participant would (00 -> 01 on a small sample -> 03 with a tiny grid ->
-04 serving the champion); then `airflow dags test bank_marketing_mlops` runs New Batch -> Retrain
-Models -> Redeploy Model -> Score Customers for real, each task through the project's runner and
-Python. The results are checked where they land: the job history (trigger "airflow"), the registry
-(a new champion) and the served model. Airflow's own metadata DB (SQLite) lives in a temp AIRFLOW_HOME.
+The project is prepared as a participant of the session's service stack would (00 -> 01 on a small
+sample -> 03 with a tiny grid -> 04 serving the champion); then `airflow dags test bank_marketing_mlops`
+runs New Batch -> Retrain Models -> Redeploy Model -> Score Customers for real against the stack
+(Spark standalone, the Iceberg JDBC catalog and the job history on PostgreSQL, the MLflow tracking
+server), each task through the project's runner and Python. The results are checked where they land:
+the job history (trigger "airflow"), the catalog (New Batch's snapshot), the registry (a new
+champion) and the served model. Airflow's own metadata DB (SQLite) lives in a temp AIRFLOW_HOME.
 """
 
 from __future__ import annotations
@@ -18,18 +20,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
-from lib import registry
+from lib import lake, registry
 from lib.config import PROJECT_ROOT, Settings, load_settings
 from lib.jobs import history, load_spec, next_runs
 from lib.serving.client import ServingClient, endpoint
-from tests.services.test_stack import TRAIN_ARGS, write_sample, write_spec
+from tests.services.services_lab import TRAIN_ARGS, ServiceStack, make_owner, write_sample, write_spec
+from tests.services.services_lab import run as run_lab
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 AIRFLOW = PROJECT_ROOT / ".venv-airflow" / "bin" / "airflow"
 DAG_ID = "bank_marketing_mlops"
 CHAIN = ["New Batch", "Retrain Models", "Redeploy Model", "Score Customers"]
+AIRFLOW_KEYS = ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__LOAD_EXAMPLES")
 
 
 def airflow_venv() -> Path:
@@ -60,35 +65,33 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow-home")),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     }  # fmt: skip
+    assert set(AIRFLOW_KEYS) <= set(env)
     run(env, str(airflow), "db", "migrate")
     return env
 
 
 @pytest.fixture(scope="module")
 def project(
-    airflow_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    airflow_env: dict[str, str], service_stack: ServiceStack, projects_dir: Path
 ) -> Iterator[tuple[dict[str, str], Settings]]:
-    """A small real project with a served champion, and the environment Airflow and its tasks run in."""
-    root = tmp_path_factory.mktemp("airflow-project")
-    env = {
-        **airflow_env,
-        "PROJECT_ROOT": str(root), "PROJECT_OWNER": "airflow", "SERVE_PORT": "0",
-        "SPARK_MASTER": "local[1]", "SPARK_CONF_SPARK_DRIVER_MEMORY": "1g",
-        "GATE_TOLERANCE": "1.0",  # the tiny retrain must replace the champion whatever its score
-        "JOBS_SPEC": str(write_spec(root / "jobs.yaml")),
-    }  # fmt: skip
-    settings = load_settings(env)
-    env["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri  # explicit: this process may have exported another
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    py = sys.executable
+    """A small real project on the session's stack with a served champion, and the environment
+    Airflow and its tasks run in: a participant `airflow` with the stack's settings."""
+    root = projects_dir / "airflow"
+    owner = make_owner(
+        service_stack, root, "airflow",
+        **{key: airflow_env[key] for key in AIRFLOW_KEYS},
+        GATE_TOLERANCE="1.0",  # the tiny retrain must replace the champion whatever its score
+        JOBS_SPEC=str(write_spec(root / "jobs.yaml")),
+    )  # fmt: skip
     try:
-        run(env, py, "00_download.py", "--offline")
-        run(env, py, "01_write_to_dl.py", "--csv", str(write_sample(settings.data_dir)))
-        run(env, py, "03_train.py", *TRAIN_ARGS)
-        run(env, py, "04_api_deployment.py")
-        yield env, settings
+        run_lab(owner, "00_download.py", "--offline")
+        run_lab(owner, "01_write_to_dl.py", "--csv", str(write_sample(owner.settings.data_dir)))
+        run_lab(owner, "03_train.py", *TRAIN_ARGS)
+        run_lab(owner, "04_api_deployment.py")
+        yield owner.env, owner.settings
     finally:
-        subprocess.run([py, "-m", "lib.serving", "stop"], cwd=PROJECT_ROOT, env=env, capture_output=True, timeout=120)
+        subprocess.run([sys.executable, "-m", "lib.serving", "stop"], cwd=PROJECT_ROOT, env=owner.env,
+                       capture_output=True, timeout=120)  # fmt: skip
 
 
 def test_the_dag_imports_without_errors_in_airflow(project) -> None:
@@ -99,9 +102,14 @@ def test_the_dag_imports_without_errors_in_airflow(project) -> None:
     assert DAG_ID in {d["dag_id"] for d in json.loads(dags.stdout.strip().splitlines()[-1])}
 
 
-def test_dags_test_runs_the_chain_and_redeploys(project) -> None:
+def test_dags_test_runs_the_chain_on_the_stack_and_redeploys(project) -> None:
     env, settings = project
+    # the tasks' services: the stack's Spark cluster, tracking server, JDBC catalog and PostgreSQL
+    assert settings.spark_master.startswith("spark://") and settings.catalog_type == "jdbc"
+    assert settings.mlflow_tracking_uri.startswith("http://")
+    assert settings.metrics_db_url.startswith("postgresql+psycopg://")
     champion = registry.require_champion(settings)
+    snapshots = len(lake.read_snapshots(settings))
 
     run(env, str(AIRFLOW), "dags", "test", DAG_ID, timeout=1800)
 
@@ -112,6 +120,13 @@ def test_dags_test_runs_the_chain_and_redeploys(project) -> None:
     assert int(new_champion.version) > int(champion.version)
     with ServingClient(endpoint(settings), timeout=30) as client:
         assert client.version()["model_version"] == new_champion.version
+    assert len(lake.read_snapshots(settings)) == snapshots + 1  # New Batch's append, in the JDBC catalog
+    # the new model's artifacts went to the tracking server, not to a local directory
+    assert (
+        MlflowClient(settings.mlflow_tracking_uri)
+        .get_run(new_champion.run_id)
+        .info.artifact_uri.startswith("mlflow-artifacts:")
+    )
 
 
 def test_a_failing_job_fails_the_dag_run_and_stops_the_chain(airflow_env: dict[str, str], tmp_path: Path) -> None:

@@ -1,20 +1,15 @@
 """The prediction log on PostgreSQL (`METRICS_DB_URL=postgresql+psycopg://…`): the same behaviours
 the SQLite tests pin down (batched background writes, feedback replace and join, time ranges, a
-failing database, a dead writer, the SQL aggregations against pandas), run against a real
-PostgreSQL 15 started by `lib.stack`, one fresh database per test."""
+failing database, a dead writer, the SQL aggregations against pandas), run against the session
+stack's real PostgreSQL 15, one fresh database per test."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from lib import stack
-from lib.config import load_settings
 from lib.metrics_store import MetricsStore, get_engine
 from tests.integration.test_metrics_aggregates import (  # noqa: F401 - collected here again, on PostgreSQL
     filled,
@@ -34,31 +29,16 @@ from tests.integration.test_metrics_store import (  # noqa: F401 - collected her
     test_writer_process_writes_batches_off_the_caller,
     test_writer_sends_on_its_interval,
 )
+from tests.services.services_lab import ServiceStack
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Path]:
-    """PostgreSQL alone, in a temp dir its server user can enter."""
-    base = Path(tempfile.mkdtemp(prefix="lab-postgres-"))
-    base.chmod(0o755)
-    root = base / "stack"
-    try:
-        try:
-            stack.up(root, load_settings().jdbc_driver_jar, postgres_only=True)
-        except stack.StackError as exc:
-            pytest.fail(f"PostgreSQL did not start: {exc}")
-        yield root
-    finally:
-        stack.down(root)
-        shutil.rmtree(base, ignore_errors=True)
-
-
 @pytest.fixture
-def store(postgres: Path) -> MetricsStore:
-    """A metrics store on a fresh PostgreSQL database (shadows the SQLite one of the imported tests)."""
-    return MetricsStore(stack.create_database(postgres, f"metrics_{uuid.uuid4().hex[:12]}"))
+def store(service_stack: ServiceStack) -> MetricsStore:
+    """A metrics store on a fresh database of the session stack's PostgreSQL (shadows the SQLite one
+    of the imported tests)."""
+    return MetricsStore(stack.create_database(service_stack.root, f"metrics_{uuid.uuid4().hex[:12]}"))
 
 
 def test_the_store_really_is_postgresql(store: MetricsStore) -> None:

@@ -10,89 +10,35 @@ prediction log and job history in PostgreSQL; and neither participant sees the o
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
-import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
 from lib import lake, stack
-from lib.config import PROJECT_ROOT, Settings, load_settings, sqlalchemy_catalog_url
-from lib.features import pandas_dtypes
+from lib.config import PROJECT_ROOT, sqlalchemy_catalog_url
 from lib.scoring import call_list_name
+from tests.services.services_lab import (
+    BATCH_ROWS,
+    SAMPLE_ROWS,
+    TRAIN_ARGS,
+    Owner,
+    ServiceStack,
+    make_owner,
+    run,
+    write_sample,
+    write_spec,
+)
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 OWNERS = ("alice", "bob")
-SAMPLE_ROWS = 4000
-BATCH_ROWS = 1000
 REQUESTS = 30
-TINY_GRID = json.dumps([{"max_depth": 3, "learning_rate": 0.3, "num_boost_round": 15, "early_stopping_rounds": 5}])
-TRAIN_ARGS = ["--grid", TINY_GRID, "--workers", "1", "--no-progress"]
-
-
-@dataclass
-class Owner:
-    name: str
-    env: dict[str, str]
-    settings: Settings
-    outputs: dict[str, str] = field(default_factory=dict)
-    exit_codes: dict[str, int] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-
-def run(owner: Owner, *cmd: str, ok: tuple[int, ...] = (0,), timeout: float = 900) -> str:
-    """One lab command as the participant types it; a failure ends the test with its output."""
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, *cmd], cwd=PROJECT_ROOT, env=owner.env, capture_output=True, text=True, timeout=timeout
-    )
-    step = cmd[0] if cmd[0] != "-m" else cmd[1]
-    owner.exit_codes[step] = done.returncode
-    owner.seconds[step] = time.monotonic() - started
-    if done.returncode not in ok:
-        raise AssertionError(f"{owner.name}: {' '.join(cmd[:2])} exited {done.returncode}:\n{done.stderr[-3000:]}")
-    owner.outputs[step] = done.stdout
-    return done.stdout
-
-
-def write_spec(path: Path) -> Path:
-    """The real chain (same scripts, same dependencies), with a small batch and a tiny grid."""
-    from lib.jobs import load_spec
-
-    extra = {"05_newbatch.py": ["--rows", str(BATCH_ROWS)], "06_retrain.py": TRAIN_ARGS}
-    jobs = []
-    for job in load_spec(PROJECT_ROOT / "jobs.yaml").jobs:
-        entry = {"name": job.name, "script": str(PROJECT_ROOT / job.script), "args": [*job.args]}
-        entry["args"] += extra.get(job.script or "", [])
-        if job.depends_on:
-            entry["depends_on"] = list(job.depends_on)
-        jobs.append(entry)
-    path.write_text(json.dumps({"jobs": jobs}))  # JSON is YAML
-    return path
-
-
-def write_sample(data_dir: Path) -> Path:
-    """A stratified sample of the vendored UCI table: the same schema, small enough for a 2-core CI box."""
-    with zipfile.ZipFile(PROJECT_ROOT / "data" / "vendor" / "bank.zip") as zf, zf.open("bank-full.csv") as fh:
-        full = pd.read_csv(fh, sep=";", dtype=pandas_dtypes())
-    parts = [g.sample(frac=SAMPLE_ROWS / len(full), random_state=7) for _, g in full.groupby("y")]
-    sample = pd.concat(parts).sort_index()
-    path = data_dir / "sample.csv"
-    sample.to_csv(path, sep=";", index=False)
-    return path
 
 
 def the_lab(owner: Owner) -> None:
@@ -118,41 +64,20 @@ def the_lab(owner: Owner) -> None:
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[tuple[dict[str, str], dict[str, Owner]]]:
-    """A stack in a temp dir (PostgreSQL must be able to enter it), and both participants' finished labs."""
-    base = Path(tempfile.mkdtemp(prefix="lab-services-"))
-    base.chmod(0o755)
-    root = base / "stack"
-    try:
-        try:
-            stack_env = stack.up(root, load_settings().jdbc_driver_jar)
-        except stack.StackError as exc:
-            pytest.fail(f"the service stack did not start: {exc}")
-        owners = {}
-        for name in OWNERS:
-            project = base / name
-            env = {
-                **os.environ,
-                **stack_env,
-                **stack.owner_env(root, name),
-                "PROJECT_ROOT": str(project),
-                "SERVE_PORT": "0",
-                # the tiny retrain must replace the champion whatever its score, so the chain redeploys
-                "GATE_TOLERANCE": "1.0",
-                "JOBS_LOG_DIR": str(project / "run" / "jobs"),
-            }
-            project.mkdir()
-            env["JOBS_SPEC"] = str(write_spec(project / "jobs.yaml"))
-            owners[name] = Owner(name, env, load_settings(env))
-        with ThreadPoolExecutor(len(owners)) as pool:
-            for future in [pool.submit(the_lab, owner) for owner in owners.values()]:
-                future.result()
-        for owner in owners.values():  # shown with -s: where a slow services tier spends its time
-            print(owner.name, {step: round(sec) for step, sec in owner.seconds.items()})
-        yield stack_env, owners
-    finally:
-        stack.down(root)
-        shutil.rmtree(base, ignore_errors=True)
+def lab(service_stack: ServiceStack, projects_dir: Path) -> Iterator[tuple[dict[str, str], dict[str, Owner]]]:
+    """Both participants' finished labs on the session's stack, run at the same time."""
+    owners = {}
+    for name in OWNERS:
+        project = projects_dir / name
+        spec = write_spec(project / "jobs.yaml")
+        # the tiny retrain must replace the champion whatever its score, so the chain redeploys
+        owners[name] = make_owner(service_stack, project, name, GATE_TOLERANCE="1.0", JOBS_SPEC=str(spec))
+    with ThreadPoolExecutor(len(owners)) as pool:
+        for future in [pool.submit(the_lab, owner) for owner in owners.values()]:
+            future.result()
+    for owner in owners.values():  # shown with -s: where a slow services tier spends its time
+        print(owner.name, {step: round(sec) for step, sec in owner.seconds.items()})
+    yield service_stack.env, owners
 
 
 def test_stack_status_reports_every_service_answering(lab) -> None:
@@ -170,7 +95,10 @@ def test_tables_are_in_the_jdbc_catalog_on_postgresql_and_read_without_the_jvm(l
     assert catalog_db.startswith("postgresql+psycopg://")
     with create_engine(catalog_db).connect() as conn:
         rows = conn.execute(text("SELECT table_namespace, table_name FROM iceberg_tables")).all()
-    # each owner's customer table, and the call list the chain's Score Customers wrote
+    # each owner's customer table, and the call list the chain's Score Customers wrote (the
+    # session's other tests have participants, and so namespaces, of their own)
+    namespaces = {o.settings.namespace for o in owners.values()}
+    rows = [r for r in rows if r[0] in namespaces]
     expected = {
         (o.settings.namespace, name)
         for o in owners.values()

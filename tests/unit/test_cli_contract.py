@@ -25,7 +25,7 @@ MODULES = {
     "lib.notebooks": None,
     "lib.serving.__main__": "status",
     "lib.serving.prediction_log": None,  # the prediction-writer process the server starts with pipe fds
-    "lib.stack": "status",
+    "lib.stack.__main__": "status",
     "lib.tracking": "ui",  # make mlflow-ui
 }
 BENCHMARKS = sorted(f"benchmarks.{p.stem}" for p in (PROJECT_ROOT / "benchmarks").glob("bench_*.py"))

@@ -8,10 +8,12 @@ import pytest
 
 from lib import stack
 from lib.config import load_settings, sqlalchemy_catalog_url
+from lib.stack import __main__ as stack_cli
+from lib.stack import postgres
 
 
 def test_a_missing_postgresql_binary_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stack, "PG_BIN_DIRS", (Path("/nonexistent"),))
+    monkeypatch.setattr(postgres, "PG_BIN_DIRS", (Path("/nonexistent"),))
     with pytest.raises(stack.StackError, match="apt-get install postgresql-15"):
         stack.pg_bin("initdb-that-is-not-there")
 
@@ -45,5 +47,5 @@ def test_a_postgres_only_stack_leaves_spark_and_mlflow_local(tmp_path: Path) -> 
 
 def test_cli_usage_errors_exit_64() -> None:
     with pytest.raises(SystemExit) as exc:
-        stack.main(["restart"])
+        stack_cli.main(["restart"])
     assert exc.value.code == 64
