@@ -55,7 +55,7 @@ class Scorer:
     ) -> Scored:
         """Score `records` (already typed by the schema if `checked`) and log every row."""
         rows = records if checked else [schemas.check_record(r, loaded.features) for r in records]
-        proba, pred = loaded.model.predict_records(rows, threshold=loaded.threshold)
+        proba, pred = loaded.predict_records(rows)
         ids = self.log(loaded, without_target(records), proba, pred, event_time, t0)
         return Scored(ids, proba, pred)
 

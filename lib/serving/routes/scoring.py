@@ -73,7 +73,7 @@ def build_router(body: schemas.Schemas) -> APIRouter:
         summary="Per-feature SHAP contributions for one record",
     )
     async def explain(payload: body.explain, loaded: ModelDep) -> Response:  # type: ignore[valid-type]
-        proba, pred = loaded.model.predict_records([payload.request], threshold=loaded.threshold)
+        proba, pred = loaded.predict_records([payload.request])
         contributions = loaded.model.contributions([payload.request])[0]
         if not all(math.isfinite(v) for v in contributions.values()):
             raise HTTPException(422, "the model produced non-finite contributions for this record")
