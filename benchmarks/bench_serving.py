@@ -269,6 +269,21 @@ def start_profile(out: Path, pid: int, duration: float) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def wait_compiled(host: str, port: int, timeout: float = 180) -> str:
+    """Wait until our server scores with the compiled forest (built in the background after loading)."""
+    deadline = time.monotonic() + timeout
+    engine = "?"
+    while time.monotonic() < deadline:
+        conn = http.client.HTTPConnection(host, port, timeout=5)
+        conn.request("GET", "/version")
+        engine = json.loads(conn.getresponse().read()).get("engine", "?")
+        conn.close()
+        if engine == "compiled":
+            break
+        time.sleep(0.5)
+    return engine
+
+
 def build_parser() -> ArgumentParser:
     """[--duration S] [--clients N,..] [--batches N,..] [--repeats N] [--load wrk|python] [--rows N] [--keep]."""
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -349,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         procs.append(start_mlflow(settings, version.uri, ml_port, root / "mlflow-serve.log"))
         procs.append(start_bare(bare_port, root / "bare-handler.log"))
         host, port = ep.url.removeprefix("http://").split(":")
+        print(f"our server scores with: {wait_compiled(host, int(port))}", flush=True)
         targets = [
             Target(MLFLOW, "127.0.0.1", ml_port, "/invocations", {}, "invocations", procs[0].pid),
             Target(BARE, "127.0.0.1", bare_port, "/invocations", {}, "invocations", procs[1].pid),

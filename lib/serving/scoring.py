@@ -7,8 +7,8 @@ never a database wait) and the records-scored counter.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +19,7 @@ import numpy as np
 from lib.features import TARGET
 from lib.serving import schemas
 from lib.serving.loader import LoadedModel
-from lib.serving.prediction_log import PredictionRow, PredictionWriter
+from lib.serving.prediction_log import PredictionBatch, PredictionWriter
 from lib.serving.prometheus import Metrics
 
 
@@ -30,6 +30,23 @@ class Scored:
     ids: list[str]
     proba: np.ndarray
     pred: np.ndarray
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def uuid4_strings(n: int) -> list[str]:
+    """`n` random RFC 4122 version-4 uuids as text, from one `os.urandom` call.
+
+    The same 122 random bits per uuid as `str(uuid.uuid4())` at a fifth of its cost, which
+    counts once per row of a 100-record batch.
+    """
+    hexed = os.urandom(16 * n).hex()
+    out = []
+    for i in range(0, 32 * n, 32):
+        h = hexed[i : i + 32]
+        out.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}")
+    return out
 
 
 def without_target(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -72,12 +89,10 @@ class Scorer:
         now = time.time()
         latency = (time.perf_counter() - t0) * 1000.0
         event = event_time if event_time is not None else now
-        ids = [str(uuid.uuid4()) for _ in records]
-        self.writer.submit(
-            [
-                PredictionRow(u, now, event, loaded.name, loaded.version, rec, float(p), int(y), latency)
-                for u, rec, p, y in zip(ids, records, proba, pred, strict=True)
-            ]
+        ids = uuid4_strings(len(records))
+        batch = PredictionBatch(
+            now, event, loaded.name, loaded.version, latency, ids, records, proba.tolist(), pred.tolist()
         )
+        self.writer.submit(batch)
         self.metrics.predictions.labels(loaded.version).inc(len(records))
         return ids

@@ -338,6 +338,7 @@ def test_version_ready_and_reload(client: TestClient, served: Settings) -> None:
     assert version["model_version"] == champion.version and version["run_id"] == champion.run_id
     assert version["iceberg_snapshot_id"] == "777"
     assert version["decision_threshold"] == DEFAULT_THRESHOLD  # no tag on this version
+    assert version["engine"] == "compiled"  # the fixture waited for the compiled forest
     assert client.get("/ready").json() == {"status": "ready", "model_version": champion.version}
     reload = client.post("/admin/reload", headers=AUTH).json()
     assert reload == {
