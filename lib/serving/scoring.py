@@ -49,6 +49,15 @@ def uuid4_strings(n: int) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Records scored but not yet logged: what `Scorer.commit` logs."""
+
+    records: list[dict[str, Any]]
+    proba: np.ndarray
+    pred: np.ndarray
+
+
 def without_target(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The raw features to log (a client may send the outcome `y` along; it is not a feature)."""
     return [{k: v for k, v in r.items() if k != TARGET} if TARGET in r else r for r in records]
@@ -71,10 +80,18 @@ class Scorer:
         checked: bool,
     ) -> Scored:
         """Score `records` (already typed by the schema if `checked`) and log every row."""
+        return self.commit(loaded, self.prepare(loaded, records, checked=checked), event_time=event_time, t0=t0)
+
+    def prepare(self, loaded: LoadedModel, records: list[dict[str, Any]], *, checked: bool) -> Prepared:
+        """Check (unless `checked`) and score `records`; no side effect, so a refusal logs nothing."""
         rows = records if checked else [schemas.check_record(r, loaded.features) for r in records]
         proba, pred = loaded.predict_records(rows)
-        ids = self.log(loaded, without_target(records), proba, pred, event_time, t0)
-        return Scored(ids, proba, pred)
+        return Prepared(records, proba, pred)
+
+    def commit(self, loaded: LoadedModel, prepared: Prepared, *, event_time: datetime | None, t0: float) -> Scored:
+        """Log the scored rows (prediction log and counter) and give them their uuids."""
+        ids = self.log(loaded, without_target(prepared.records), prepared.proba, prepared.pred, event_time, t0)
+        return Scored(ids, prepared.proba, prepared.pred)
 
     def log(
         self,

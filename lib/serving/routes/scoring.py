@@ -17,9 +17,11 @@ from lib.serving import schemas
 from lib.serving.csv_body import CSV_MEDIA_TYPE, CsvRoute
 from lib.serving.deps import ModelDep, ScorerDep
 from lib.serving.errors import JSONResponse, documented
+from lib.serving.loader import LoadedModel
 from lib.serving.middleware import T0_KEY
 from lib.serving.openapi import SECURED
 from lib.serving.responses import ExplainResponse, InvocationsResponse, PredictResponse
+from lib.serving.scoring import Scored
 
 CSV_EXAMPLE = "age,job,marital,...\n41,technician,married,...\n"
 # text/csv beside the generated application/json body (FastAPI merges openapi_extra into the operation)
@@ -33,6 +35,22 @@ CSV_BODY = {
         }
     }
 }
+
+
+def predict_answer(loaded: LoadedModel, got: Scored) -> JSONResponse:
+    """/predict's 200 answer: every record's uuid, 0/1 prediction and probability, with the version."""
+    name, version = loaded.name, loaded.version
+    predictions = [
+        {"uuid": u, "prediction": y, "probability": p, "model_name": name, "model_version": version}
+        for u, p, y in zip(got.ids, got.proba.tolist(), got.pred.tolist(), strict=True)
+    ]
+    return JSONResponse({"model_name": name, "model_version": version, "predictions": predictions})
+
+
+def invocations_answer(got: Scored) -> JSONResponse:
+    """/invocations' 200 answer, in MLflow's scoring-server shape."""
+    rows = [{"prediction": y, "probability": p} for p, y in zip(got.proba.tolist(), got.pred.tolist(), strict=True)]
+    return JSONResponse({"predictions": rows})
 
 
 def _t0(request: Request) -> float:
@@ -58,12 +76,7 @@ def build_router(body: schemas.Schemas) -> APIRouter:
     ) -> Response:
         # typed by the schema from lib.features: no second validation pass
         got = scorer.score(loaded, payload.records(), event_time=payload.event_time, t0=_t0(request), checked=True)
-        name, version = loaded.name, loaded.version
-        predictions = [
-            {"uuid": u, "prediction": int(y), "probability": float(p), "model_name": name, "model_version": version}
-            for u, p, y in zip(got.ids, got.proba, got.pred, strict=True)
-        ]
-        return JSONResponse({"model_name": name, "model_version": version, "predictions": predictions})
+        return predict_answer(loaded, got)
 
     @router.post(
         "/explain",
@@ -108,7 +121,6 @@ def _invocations_router(body: schemas.Schemas) -> APIRouter:
         scorer: ScorerDep,
     ) -> Response:
         got = scorer.score(loaded, payload.records(), event_time=None, t0=_t0(request), checked=False)
-        rows = [{"prediction": int(y), "probability": float(p)} for p, y in zip(got.proba, got.pred, strict=True)]
-        return JSONResponse({"predictions": rows})
+        return invocations_answer(got)
 
     return router
