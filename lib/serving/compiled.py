@@ -11,6 +11,7 @@ keeps scoring with XGBoost and says so once in its log.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import os
@@ -52,6 +53,11 @@ def check_matrix(features: FeatureSet, rows: int = 2000, seed: int = 0) -> np.nd
     return out
 
 
+# Up to this many rows, call the library's own per-row `predict` (~2.5 µs a row, a ctypes call each)
+# instead of tl2cgen's batch predictor (~11 µs per call for its DMatrix and output, then ~1.5 µs a row).
+DIRECT_ROWS = 8
+
+
 class CompiledForest:
     """A compiled booster: `proba(matrix)` gives the probabilities `inplace_predict` gives."""
 
@@ -61,10 +67,28 @@ class CompiledForest:
         self._tl2cgen = tl2cgen
         self.libpath = libpath
         self.predictor = tl2cgen.Predictor(str(libpath), nthread=1)
+        # the generated code's entry point: void predict(union Entry* row, int pred_margin, float* out),
+        # which adds every tree's leaf and the base score to *out, then applies the sigmoid
+        self._lib = ctypes.CDLL(str(libpath))
+        self._predict_row = self._lib.predict
+        self._predict_row.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+        self._predict_row.restype = None
 
     def proba(self, matrix: np.ndarray) -> np.ndarray:
         """Probabilities (float32) of encoded rows; NaN is a missing value, as for XGBoost."""
+        if len(matrix) <= DIRECT_ROWS:
+            return self.proba_rows(matrix)
         return self.predictor.predict(self._tl2cgen.DMatrix(matrix, missing=np.nan)).reshape(-1)
+
+    def proba_rows(self, matrix: np.ndarray) -> np.ndarray:
+        """The same, one `predict` call per row: the generated code reads a missing value as the int -1."""
+        rows = np.array(matrix, dtype=np.float32, order="C")  # a copy: missing values are rewritten
+        rows.view(np.int32)[np.isnan(rows)] = -1
+        out = np.zeros(len(rows), dtype=np.float32)
+        data, result, stride = rows.ctypes.data, out.ctypes.data, rows.shape[1] * 4
+        for i in range(len(rows)):
+            self._predict_row(data + i * stride, 0, result + 4 * i)
+        return out
 
 
 def _digest(raw: bytes) -> str:
@@ -106,8 +130,8 @@ def compile_forest(raw: bytes, features: FeatureSet, cache_dir: Path) -> Compile
     forest = CompiledForest(libpath)
     matrix = check_matrix(features)
     want = booster.inplace_predict(matrix, validate_features=False)
-    got = forest.proba(matrix)
-    diff = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64))))
-    if got.shape != want.shape or not diff <= TOLERANCE:
-        raise CompileError(f"the compiled forest differs from XGBoost by {diff:.3g} (tolerance {TOLERANCE:g})")
+    for got in (forest.proba(matrix), forest.proba_rows(matrix)):  # the batch and the per-row path
+        diff = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64))))
+        if got.shape != want.shape or not diff <= TOLERANCE:
+            raise CompileError(f"the compiled forest differs from XGBoost by {diff:.3g} (tolerance {TOLERANCE:g})")
     return forest

@@ -40,9 +40,9 @@ def test_compiled_probabilities_match_xgboost(bank_sample: pd.DataFrame, tmp_pat
     holes[rng.random(holes.shape) < 0.2] = np.nan  # missing values and unknown categories
     for matrix in (real, holes, compiled.check_matrix(FEATURES, rows=5000, seed=3), real[:1]):
         want = bst.inplace_predict(matrix, validate_features=False)
-        got = forest.proba(matrix)
-        assert got.shape == want.shape
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+        for got in (forest.proba(matrix), forest.proba_rows(matrix)):  # batch and per-row calls
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
 def test_the_compiled_library_is_cached_by_booster(bank_sample: pd.DataFrame, tmp_path) -> None:
