@@ -84,7 +84,11 @@ class Scorer:
 
     def prepare(self, loaded: LoadedModel, records: list[dict[str, Any]], *, checked: bool) -> Prepared:
         """Check (unless `checked`) and score `records`; no side effect, so a refusal logs nothing."""
-        rows = records if checked else [schemas.check_record(r, loaded.features) for r in records]
+        if checked:
+            rows = records
+        else:
+            check = schemas.record_checker(loaded.features)
+            rows = [check(r) for r in records]
         proba, pred = loaded.predict_records(rows)
         return Prepared(records, proba, pred)
 
