@@ -9,6 +9,8 @@ import math
 import time
 from typing import Any
 
+import numpy as np
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
@@ -37,20 +39,33 @@ CSV_BODY = {
 }
 
 
-def predict_answer(loaded: LoadedModel, got: Scored) -> JSONResponse:
+def _answer(content: dict[str, Any], proba: np.ndarray) -> Response:
+    """A 200 JSON answer, encoded by orjson (a tenth of json's time for 100 floats) where it may be.
+
+    That is when it gives what `JSONResponse` promises: ASCII only, and finite probabilities
+    (orjson would write NaN as null); else `JSONResponse` encodes it.
+    """
+    if np.isfinite(proba).all():
+        body = orjson.dumps(content)
+        if body.isascii():
+            return Response(body, media_type="application/json")
+    return JSONResponse(content)
+
+
+def predict_answer(loaded: LoadedModel, got: Scored) -> Response:
     """/predict's 200 answer: every record's uuid, 0/1 prediction and probability, with the version."""
     name, version = loaded.name, loaded.version
     predictions = [
         {"uuid": u, "prediction": y, "probability": p, "model_name": name, "model_version": version}
         for u, p, y in zip(got.ids, got.proba.tolist(), got.pred.tolist(), strict=True)
     ]
-    return JSONResponse({"model_name": name, "model_version": version, "predictions": predictions})
+    return _answer({"model_name": name, "model_version": version, "predictions": predictions}, got.proba)
 
 
-def invocations_answer(got: Scored) -> JSONResponse:
+def invocations_answer(got: Scored) -> Response:
     """/invocations' 200 answer, in MLflow's scoring-server shape."""
     rows = [{"prediction": y, "probability": p} for p, y in zip(got.proba.tolist(), got.pred.tolist(), strict=True)]
-    return JSONResponse({"predictions": rows})
+    return _answer({"predictions": rows}, got.proba)
 
 
 def _t0(request: Request) -> float:
