@@ -9,6 +9,7 @@ does not know becomes a missing value, which XGBoost routes down its learned def
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -87,7 +88,7 @@ class FeatureSet:
     @property
     def numeric(self) -> tuple[str, ...]:
         """Numeric model inputs; `duration` only when asked for, since it is known only after the call."""
-        return tuple(c for c in NUMERIC if self.include_duration or c != LEAKY)
+        return _numeric(self.include_duration)
 
     @property
     def categorical(self) -> tuple[str, ...]:
@@ -97,8 +98,7 @@ class FeatureSet:
     @property
     def columns(self) -> tuple[str, ...]:
         """Model input columns in raw-file order."""
-        wanted = set(self.numeric) | set(self.categorical)
-        return tuple(c for c in RAW_COLUMNS if c in wanted)
+        return _columns(self.include_duration)
 
     @property
     def feature_types(self) -> list[str]:
@@ -113,6 +113,18 @@ class FeatureSet:
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSet:
         """Rebuild from `to_dict`'s output; the columns are derived again, not trusted from the file."""
         return cls(include_duration=bool(data["include_duration"]))
+
+
+# Computed once per setting: the server reads them for every record it checks and encodes.
+@functools.cache
+def _numeric(include_duration: bool) -> tuple[str, ...]:
+    return tuple(c for c in NUMERIC if include_duration or c != LEAKY)
+
+
+@functools.cache
+def _columns(include_duration: bool) -> tuple[str, ...]:
+    wanted = set(_numeric(include_duration)) | set(CATEGORICAL)
+    return tuple(c for c in RAW_COLUMNS if c in wanted)
 
 
 _CODES: dict[str, dict[str, float]] = {

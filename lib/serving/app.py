@@ -7,8 +7,9 @@ admin need the access key (as CML's "Enable Authentication") unless the server r
 
 `create_app` only wires the parts together: the routers (`lib.serving.routes`), the dependencies
 they reach the served model through (`deps`), the scoring path (`scoring`), the prediction-log
-writer (`prediction_log`), metrics (`prometheus`), the ASGI layers (`middleware`), error bodies
-(`errors`) and the OpenAPI document and docs pages (`openapi`).
+writer (`prediction_log`), metrics (`prometheus`), the ASGI layers (`middleware`, and `fastpath`
+for valid scoring requests), error bodies (`errors`) and the OpenAPI document and docs pages
+(`openapi`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from lib.config import Settings
 from lib.metrics_store import MetricsStore
 from lib.serving import schemas
 from lib.serving.errors import JSONResponse, install_handlers
+from lib.serving.fastpath import FastPathMiddleware
 from lib.serving.loader import LoadedModel, ModelHolder, ServingError
 from lib.serving.middleware import GuardMiddleware, ObserveMiddleware
 from lib.serving.openapi import install_docs, install_openapi
@@ -97,6 +99,7 @@ def create_app(
     install_openapi(app, key_hint=str(settings.access_key_file))
     install_docs(app)
     metrics.label_routes(route.path for route in app.routes)  # type: ignore[attr-defined]
+    app.add_middleware(FastPathMiddleware, root=app, body=body)  # inside the guard: key and size checked first
     app.add_middleware(
         GuardMiddleware,
         max_body_bytes=settings.max_body_bytes,

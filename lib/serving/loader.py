@@ -17,16 +17,19 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from typing import Any
 
 import mlflow
+import numpy as np
 from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import SQLAlchemyError
 
 from lib.config import Settings
-from lib.features import CATEGORIES, NUMERIC_RANGES, FeatureSet
+from lib.features import CATEGORIES, NUMERIC_RANGES, FeatureSet, encode_records
 from lib.metrics import DEFAULT_THRESHOLD
 from lib.model import BankModel
 from lib.registry import CHAMPION, VersionInfo, get_alias
+from lib.serving.compiled import CompiledForest, CompileError, compile_forest
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ class LoadedModel:
     info: VersionInfo
     loaded_at: datetime
     threshold: float = DEFAULT_THRESHOLD
+    forest: CompiledForest | None = None  # the booster compiled to C, once built (same probabilities)
 
     @property
     def name(self) -> str:
@@ -58,6 +62,18 @@ class LoadedModel:
     def features(self) -> FeatureSet:
         """The feature set the model was trained with, which requests are checked against."""
         return self.model.features
+
+    @property
+    def engine(self) -> str:
+        """What scores requests: "compiled" (the C forest) or "xgboost" (until it is built, or without a compiler)."""
+        return "compiled" if self.forest is not None else "xgboost"
+
+    def predict_records(self, records: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Validated dict records → (probabilities, 0/1 at this version's threshold); the hot path."""
+        if self.forest is None:
+            return self.model.predict_records(records, threshold=self.threshold)
+        proba = self.forest.proba(encode_records(records, self.features))
+        return proba, (proba >= self.threshold).astype(np.int64)
 
 
 # What a failed reload can raise while the registry or artifact store is briefly unavailable or a
@@ -113,6 +129,8 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self.compile = True  # build the compiled forest after each load (False: XGBoost only)
+        self._compiler: threading.Thread | None = None
 
     def resolve(self) -> VersionInfo:
         """The version the alias names now, or a ServingError saying to run 04_api_deployment.py."""
@@ -145,7 +163,33 @@ class ModelHolder:
             log.info("serving %s version %s (was %s)", new.name, new.version, old.version if old else "-")
             if self.on_swap is not None:
                 self.on_swap(old, new)
+            if self.compile:
+                self._compiler = threading.Thread(
+                    target=self._compile, args=(new, new.model.booster.save_raw("ubj")), name="forest-compiler",
+                    daemon=True,
+                )  # fmt: skip
+                self._compiler.start()
             return old, new
+
+    def _compile(self, loaded: LoadedModel, raw: bytearray) -> None:
+        """Build the compiled forest for `loaded` and switch to it if that version is still served."""
+        try:
+            forest = compile_forest(bytes(raw), loaded.features, self.settings.run_dir / "compiled")
+        except CompileError as exc:
+            log.warning("version %s: scoring with XGBoost (%s)", loaded.version, exc)
+            return
+        with self._lock:
+            current = self.current
+            if current is None or current.model is not loaded.model:
+                return  # swapped meanwhile: that version gets its own compiler
+            self.current = replace(current, forest=forest)
+        log.info("version %s: scoring with the compiled forest (%s)", loaded.version, forest.libpath.name)
+
+    def wait_compiled(self, timeout: float = 120.0) -> bool:
+        """Wait for the last started compile to finish; True if the served model now scores compiled."""
+        if self._compiler is not None:
+            self._compiler.join(timeout)
+        return self.current is not None and self.current.forest is not None
 
     def start_watcher(self, interval: float) -> None:
         """Poll the alias every `interval` seconds and swap when it moves (0 = off)."""

@@ -4,6 +4,10 @@
 separate writer process (`python -m lib.serving.prediction_log`) every ~100 ms or N rows, which
 inserts it into the metrics store (`lib.metrics_store`) and acknowledges; `flush` waits for that
 (feedback needs its uuids in the database), `close` writes the rest on shutdown.
+
+A request's rows travel as one `PredictionBatch` (the fields they share once, the per-row ones as
+lists), so the per-row cost of the hand-off is a list element, not an object to build and pickle;
+on SQLite the writer inserts plain tuples with one driver-level executemany.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
+from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from lib.cliargs import ArgumentParser
 from lib.config import PROJECT_ROOT
-from lib.metrics_store import MetricsStore, MetricsStoreError, to_utc_naive
+from lib.metrics_store import MetricsStore, MetricsStoreError, predictions, to_utc_naive
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,86 @@ class PredictionRow(NamedTuple):
         }
 
 
+class PredictionBatch(NamedTuple):
+    """One request's scored rows as the server hands them to the writer: shared fields once, per-row lists."""
+
+    ts: float
+    event_ts: datetime | float
+    model_name: str
+    model_version: str
+    latency_ms: float
+    uuids: list[str]
+    features: list[Mapping[str, Any]]
+    probabilities: list[float]
+    predictions: list[int]
+
+
+Item = PredictionBatch | Sequence[PredictionRow]
+
+
+def row_count(item: Item) -> int:
+    """How many prediction rows a queued item holds."""
+    return len(item.uuids) if isinstance(item, PredictionBatch) else len(item)
+
+
+COLUMNS = ("uuid", "ts", "event_ts", "model_name", "model_version", "features", "probability", "prediction",
+           "latency_ms")  # fmt: skip
+
+
+def _features_json(features: Mapping[str, Any]) -> str:
+    return json.dumps(dict(features), separators=(",", ":"))
+
+
+def db_rows(items: Sequence[Item]) -> list[tuple[Any, ...]]:
+    """The predictions table's values (COLUMNS order, times as naive UTC datetimes) of queued items."""
+    out: list[tuple[Any, ...]] = []
+    for item in items:
+        if isinstance(item, PredictionBatch):
+            ts, event = to_utc_naive(item.ts), to_utc_naive(item.event_ts)
+            name, version, latency = item.model_name, item.model_version, float(item.latency_ms)
+            out.extend(
+                (u, ts, event, name, version, _features_json(f), float(p), int(y), latency)
+                for u, f, p, y in zip(item.uuids, item.features, item.probabilities, item.predictions, strict=True)
+            )
+        else:
+            out.extend(tuple(r.as_db()[c] for c in COLUMNS) for r in item)
+    return out
+
+
+def _sqlite_time(value: datetime) -> str:
+    """SQLAlchemy's SQLite DATETIME text (its default storage format), so readers see the same values."""
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    )
+
+
+def insert_rows(store: MetricsStore, rows: list[tuple[Any, ...]]) -> None:
+    """Insert `db_rows` output in one transaction.
+
+    SQLite gets a driver-level executemany of plain tuples (no per-row bind processing); other
+    databases go through SQLAlchemy's insert.
+    """
+    if not rows:
+        return
+    if store.engine.dialect.name != "sqlite":
+        with store.engine.begin() as conn:
+            conn.execute(insert(predictions), [dict(zip(COLUMNS, r, strict=True)) for r in rows])
+        return
+    times: dict[datetime, str] = {}  # a request's rows share their two times
+
+    def text(value: datetime) -> str:
+        got = times.get(value)
+        if got is None:
+            got = times[value] = _sqlite_time(value)
+        return got
+
+    values = [(u, text(ts), text(ev), n, v, f, p, y, lat) for u, ts, ev, n, v, f, p, y, lat in rows]
+    sql = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(sql, values)
+
+
 def serve_writer(url: str, rows_fd: int, acks_fd: int, max_pending: int) -> None:
     """The writer process: for every batch received, insert it and answer (left, written, dropped).
 
@@ -71,17 +156,17 @@ def serve_writer(url: str, rows_fd: int, acks_fd: int, max_pending: int) -> None
     """
     rows, acks = Connection(rows_fd, writable=False), Connection(acks_fd, readable=False)
     store = MetricsStore(url)
-    pending: list[PredictionRow] = []
+    pending: list[tuple[Any, ...]] = []
     written = dropped = failures = 0
     while True:
         try:
             kind, batch = pickle.loads(rows.recv_bytes())
         except EOFError:
             kind, batch = "stop", []
-        pending.extend(batch)
+        pending.extend(db_rows(batch))
         if pending:
             try:
-                store.write_predictions(pending)
+                insert_rows(store, pending)
             except (SQLAlchemyError, OSError):
                 failures += 1
                 if failures == 1:
@@ -124,7 +209,7 @@ class PredictionWriter:
         self.written = 0
         self.dropped = 0
         self._left = 0
-        self._queue: queue.SimpleQueue[Sequence[PredictionRow]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
@@ -164,9 +249,9 @@ class PredictionWriter:
         """Rows submitted but neither written nor dropped yet."""
         return self.submitted - self.written - self.dropped
 
-    def submit(self, rows: Sequence[PredictionRow]) -> None:
-        """Queue rows from one request; never blocks on the database."""
-        self.submitted += len(rows)
+    def submit(self, rows: Item) -> None:
+        """Queue one request's rows (a PredictionBatch, or PredictionRows); never blocks on the database."""
+        self.submitted += row_count(rows)
         self._queue.put(rows)
         if self.submitted - self._sent >= self.batch_rows:  # a burst: send before the interval ends
             self._wake.set()
@@ -174,13 +259,14 @@ class PredictionWriter:
     def _exchange(self, kind: str, timeout: float | None) -> None:
         """Send what is queued (with `kind`) and wait for the writer's answer; caller holds the lock."""
         self._wake.clear()
-        batch: list[PredictionRow] = []
+        batch: list[Item] = []
         while True:
             try:
-                batch.extend(self._queue.get_nowait())
+                batch.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        self._sent += len(batch)
+        count = sum(row_count(item) for item in batch)
+        self._sent += count
         if not batch and kind == "rows" and not self._left:
             return
         if self._rows is None or self._acks is None:
@@ -188,7 +274,7 @@ class PredictionWriter:
         try:
             self._rows.send_bytes(pickle.dumps((kind, batch), protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
-            self.dropped += len(batch)
+            self.dropped += count
             raise
         if timeout is not None and not self._acks.poll(timeout):
             raise MetricsStoreError(f"prediction log did not answer within {timeout:.0f}s")
@@ -255,7 +341,7 @@ class PredictionWriter:
             self._wake.clear()
             while True:
                 try:
-                    self.dropped += len(self._queue.get_nowait())
+                    self.dropped += row_count(self._queue.get_nowait())
                 except queue.Empty:
                     break
 
@@ -278,7 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on a foreground server: the server stops us
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s prediction-writer: %(message)s")
-    serve_writer(args.url, args.rows_fd, args.acks_fd, args.max_pending)
+    # run as `python -m`, this file is __main__: the importable module's classes are the ones pickled
+    from lib.serving import prediction_log
+
+    prediction_log.serve_writer(args.url, args.rows_fd, args.acks_fd, args.max_pending)
     return 0
 
 

@@ -45,6 +45,11 @@ class Metrics:
             "bank_model_predictions", "records scored", ["model_version"], registry=self.registry
         )
         self.swaps = Counter("bank_model_swaps", "hot swaps of the served model", registry=self.registry)
+        self.fast_path = Counter(
+            "bank_model_fast_path_requests",
+            "valid scoring requests answered by the fast path (lib.serving.fastpath), not FastAPI's routing",
+            registry=self.registry,
+        )
         self.info = Gauge(
             "bank_model_info",
             "the served model (value 1)",

@@ -83,6 +83,10 @@ class VersionResponse(BaseModel):
     decision_threshold: float = Field(
         description="prediction = probability >= this (the version's decision_threshold tag, else 0.5)"
     )
+    engine: Literal["compiled", "xgboost"] = Field(
+        description="what scores: the booster compiled to C (once built after a load) or XGBoost itself; "
+        "the same probabilities within 1e-6"
+    )
 
 
 class ReloadResponse(BaseModel):

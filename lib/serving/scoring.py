@@ -7,8 +7,8 @@ never a database wait) and the records-scored counter.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +19,7 @@ import numpy as np
 from lib.features import TARGET
 from lib.serving import schemas
 from lib.serving.loader import LoadedModel
-from lib.serving.prediction_log import PredictionRow, PredictionWriter
+from lib.serving.prediction_log import PredictionBatch, PredictionWriter
 from lib.serving.prometheus import Metrics
 
 
@@ -28,6 +28,32 @@ class Scored:
     """What one request's records got: their log uuids, probabilities and 0/1 predictions."""
 
     ids: list[str]
+    proba: np.ndarray
+    pred: np.ndarray
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def uuid4_strings(n: int) -> list[str]:
+    """`n` random RFC 4122 version-4 uuids as text, from one `os.urandom` call.
+
+    The same 122 random bits per uuid as `str(uuid.uuid4())` at a fifth of its cost, which
+    counts once per row of a 100-record batch.
+    """
+    hexed = os.urandom(16 * n).hex()
+    out = []
+    for i in range(0, 32 * n, 32):
+        h = hexed[i : i + 32]
+        out.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}")
+    return out
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Records scored but not yet logged: what `Scorer.commit` logs."""
+
+    records: list[dict[str, Any]]
     proba: np.ndarray
     pred: np.ndarray
 
@@ -54,10 +80,22 @@ class Scorer:
         checked: bool,
     ) -> Scored:
         """Score `records` (already typed by the schema if `checked`) and log every row."""
-        rows = records if checked else [schemas.check_record(r, loaded.features) for r in records]
-        proba, pred = loaded.model.predict_records(rows, threshold=loaded.threshold)
-        ids = self.log(loaded, without_target(records), proba, pred, event_time, t0)
-        return Scored(ids, proba, pred)
+        return self.commit(loaded, self.prepare(loaded, records, checked=checked), event_time=event_time, t0=t0)
+
+    def prepare(self, loaded: LoadedModel, records: list[dict[str, Any]], *, checked: bool) -> Prepared:
+        """Check (unless `checked`) and score `records`; no side effect, so a refusal logs nothing."""
+        if checked:
+            rows = records
+        else:
+            check = schemas.record_checker(loaded.features)
+            rows = [check(r) for r in records]
+        proba, pred = loaded.predict_records(rows)
+        return Prepared(records, proba, pred)
+
+    def commit(self, loaded: LoadedModel, prepared: Prepared, *, event_time: datetime | None, t0: float) -> Scored:
+        """Log the scored rows (prediction log and counter) and give them their uuids."""
+        ids = self.log(loaded, without_target(prepared.records), prepared.proba, prepared.pred, event_time, t0)
+        return Scored(ids, prepared.proba, prepared.pred)
 
     def log(
         self,
@@ -72,12 +110,10 @@ class Scorer:
         now = time.time()
         latency = (time.perf_counter() - t0) * 1000.0
         event = event_time if event_time is not None else now
-        ids = [str(uuid.uuid4()) for _ in records]
-        self.writer.submit(
-            [
-                PredictionRow(u, now, event, loaded.name, loaded.version, rec, float(p), int(y), latency)
-                for u, rec, p, y in zip(ids, records, proba, pred, strict=True)
-            ]
+        ids = uuid4_strings(len(records))
+        batch = PredictionBatch(
+            now, event, loaded.name, loaded.version, latency, ids, records, proba.tolist(), pred.tolist()
         )
+        self.writer.submit(batch)
         self.metrics.predictions.labels(loaded.version).inc(len(records))
         return ids

@@ -116,7 +116,7 @@ def test_deploy_redeploy_rollback_under_load(spark, lifecycle: Settings, train_r
         answers = client.predict(records)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{s.model_name}@champion")
     np.testing.assert_allclose(
-        [a["probability"] for a in answers], pyfunc.predict(pd.DataFrame(records))["probability"]
+        [a["probability"] for a in answers], pyfunc.predict(pd.DataFrame(records))["probability"], rtol=0, atol=1e-6
     )
 
     traffic = Traffic(ep.url, ep.key, records[0])

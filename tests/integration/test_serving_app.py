@@ -52,6 +52,7 @@ def served(settings: Settings, train_runs, tmp_path_factory: pytest.TempPathFact
 def client(served: Settings) -> Iterator[TestClient]:
     holder = ModelHolder(served)
     holder.reload()
+    assert holder.wait_compiled(), "the served model should score with the compiled forest"
     with TestClient(create_app(served, holder, access_key=KEY)) as c:
         yield c
 
@@ -60,6 +61,7 @@ def client(served: Settings) -> Iterator[TestClient]:
 def open_client(served: Settings) -> Iterator[TestClient]:
     holder = ModelHolder(served)
     holder.reload()
+    holder.wait_compiled()
     with TestClient(create_app(served, holder, access_key=None)) as c:
         yield c
 
@@ -91,7 +93,8 @@ def test_predict_matches_the_pyfunc_model(client: TestClient, served: Settings, 
     assert len({p["uuid"] for p in preds}) == len(records)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{served.model_name}@champion")
     expected = pyfunc.predict(pd.DataFrame(records))
-    np.testing.assert_allclose([p["probability"] for p in preds], expected["probability"], rtol=1e-7)
+    # the server scores with the compiled forest: XGBoost's probabilities within 1e-6
+    np.testing.assert_allclose([p["probability"] for p in preds], expected["probability"], rtol=0, atol=1e-6)
     assert [p["prediction"] for p in preds] == expected["prediction"].tolist()
     assert all(p["model_version"] == champion.version for p in preds)
 
@@ -335,6 +338,7 @@ def test_version_ready_and_reload(client: TestClient, served: Settings) -> None:
     assert version["model_version"] == champion.version and version["run_id"] == champion.run_id
     assert version["iceberg_snapshot_id"] == "777"
     assert version["decision_threshold"] == DEFAULT_THRESHOLD  # no tag on this version
+    assert version["engine"] == "compiled"  # the fixture waited for the compiled forest
     assert client.get("/ready").json() == {"status": "ready", "model_version": champion.version}
     reload = client.post("/admin/reload", headers=AUTH).json()
     assert reload == {
@@ -410,3 +414,60 @@ def test_an_unavailable_prediction_log_is_a_503(client: TestClient, served: Sett
     finally:
         metadata.create_all(store.engine)
     assert post(client, "/feedback", {"uuid": uuid, "label": 1}).status_code == 200
+
+
+def _fast_answers(client: TestClient) -> float:
+    line = next(
+        x for x in client.get("/metrics").text.splitlines() if x.startswith("bank_model_fast_path_requests_total")
+    )
+    return float(line.split()[-1])
+
+
+def test_the_fast_path_answers_what_the_routes_answer(
+    client: TestClient, served: Settings, records: list[dict]
+) -> None:
+    """Valid JSON bodies are answered by lib.serving.fastpath; forcing FastAPI's route (any dependency
+    override turns the fast path off) gives the same answer, logged the same way; refusals are the app's."""
+    from lib.serving.deps import get_scorer
+
+    frame = pd.DataFrame(records)
+    bodies = [
+        ("/predict", {"request": records, "event_time": "2024-03-01T12:30:00Z"}),
+        ("/predict", {"request": {**records[0], "y": "yes"}, "accessKey": KEY}),
+        ("/invocations", {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}),
+        ("/invocations", {"dataframe_records": records}),
+    ]
+    store = MetricsStore(served.metrics_db_url)
+    for path, body in bodies:
+        before = _fast_answers(client)
+        fast = post(client, path, body)
+        assert fast.status_code == 200, fast.text
+        assert _fast_answers(client) == before + 1, path
+        client.app.dependency_overrides[get_scorer] = lambda: client.app.state.scorer
+        try:
+            routed = post(client, path, body)
+        finally:
+            client.app.dependency_overrides.clear()
+        assert routed.status_code == 200 and _fast_answers(client) == before + 1
+        strip = [{k: v for k, v in p.items() if k != "uuid"} for p in fast.json()["predictions"]]
+        assert strip == [{k: v for k, v in p.items() if k != "uuid"} for p in routed.json()["predictions"]]
+        assert fast.headers["content-type"] == routed.headers["content-type"]
+        if path == "/predict":
+            client.app.state.writer.flush()
+            log = store.read_predictions().set_index("uuid")
+            ids = [[p["uuid"] for p in answer.json()["predictions"]] for answer in (fast, routed)]
+            columns = ["model_version", "probability", "prediction", "age", "job"]
+            columns += ["event_ts"] if "event_time" in body else []  # else: when each was received
+            assert (
+                log.loc[ids[0], columns].reset_index(drop=True).equals(log.loc[ids[1], columns].reset_index(drop=True))
+            )
+    # refusals and other content types go on to the app, which answers them as always
+    before = _fast_answers(client)
+    assert post(client, "/predict", {"request": {**records[0], "age": 7}}).status_code == 422
+    assert raw(client, "/predict", b'{"request": ').status_code == 422
+    csv = client.post(
+        "/invocations", content=frame.to_csv(index=False).encode(), headers={**AUTH, "Content-Type": "text/csv"}
+    )
+    assert csv.status_code == 200
+    assert post(client, "/predict", {"request": records[0]}, headers={}).status_code == 401
+    assert _fast_answers(client) == before

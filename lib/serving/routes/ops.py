@@ -64,6 +64,7 @@ async def version(loaded: ModelDep) -> Response:
             "model_uri": info.uri,
             "loaded_at": loaded.loaded_at.isoformat(timespec="seconds"),
             "decision_threshold": loaded.threshold,
+            "engine": loaded.engine,
         }
     )
 

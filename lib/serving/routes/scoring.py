@@ -9,6 +9,8 @@ import math
 import time
 from typing import Any
 
+import numpy as np
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
@@ -17,9 +19,11 @@ from lib.serving import schemas
 from lib.serving.csv_body import CSV_MEDIA_TYPE, CsvRoute
 from lib.serving.deps import ModelDep, ScorerDep
 from lib.serving.errors import JSONResponse, documented
+from lib.serving.loader import LoadedModel
 from lib.serving.middleware import T0_KEY
 from lib.serving.openapi import SECURED
 from lib.serving.responses import ExplainResponse, InvocationsResponse, PredictResponse
+from lib.serving.scoring import Scored
 
 CSV_EXAMPLE = "age,job,marital,...\n41,technician,married,...\n"
 # text/csv beside the generated application/json body (FastAPI merges openapi_extra into the operation)
@@ -33,6 +37,35 @@ CSV_BODY = {
         }
     }
 }
+
+
+def _answer(content: dict[str, Any], proba: np.ndarray) -> Response:
+    """A 200 JSON answer, encoded by orjson (a tenth of json's time for 100 floats) where it may be.
+
+    That is when it gives what `JSONResponse` promises: ASCII only, and finite probabilities
+    (orjson would write NaN as null); else `JSONResponse` encodes it.
+    """
+    if np.isfinite(proba).all():
+        body = orjson.dumps(content)
+        if body.isascii():
+            return Response(body, media_type="application/json")
+    return JSONResponse(content)
+
+
+def predict_answer(loaded: LoadedModel, got: Scored) -> Response:
+    """/predict's 200 answer: every record's uuid, 0/1 prediction and probability, with the version."""
+    name, version = loaded.name, loaded.version
+    predictions = [
+        {"uuid": u, "prediction": y, "probability": p, "model_name": name, "model_version": version}
+        for u, p, y in zip(got.ids, got.proba.tolist(), got.pred.tolist(), strict=True)
+    ]
+    return _answer({"model_name": name, "model_version": version, "predictions": predictions}, got.proba)
+
+
+def invocations_answer(got: Scored) -> Response:
+    """/invocations' 200 answer, in MLflow's scoring-server shape."""
+    rows = [{"prediction": y, "probability": p} for p, y in zip(got.proba.tolist(), got.pred.tolist(), strict=True)]
+    return _answer({"predictions": rows}, got.proba)
 
 
 def _t0(request: Request) -> float:
@@ -58,12 +91,7 @@ def build_router(body: schemas.Schemas) -> APIRouter:
     ) -> Response:
         # typed by the schema from lib.features: no second validation pass
         got = scorer.score(loaded, payload.records(), event_time=payload.event_time, t0=_t0(request), checked=True)
-        name, version = loaded.name, loaded.version
-        predictions = [
-            {"uuid": u, "prediction": int(y), "probability": float(p), "model_name": name, "model_version": version}
-            for u, p, y in zip(got.ids, got.proba, got.pred, strict=True)
-        ]
-        return JSONResponse({"model_name": name, "model_version": version, "predictions": predictions})
+        return predict_answer(loaded, got)
 
     @router.post(
         "/explain",
@@ -73,7 +101,7 @@ def build_router(body: schemas.Schemas) -> APIRouter:
         summary="Per-feature SHAP contributions for one record",
     )
     async def explain(payload: body.explain, loaded: ModelDep) -> Response:  # type: ignore[valid-type]
-        proba, pred = loaded.model.predict_records([payload.request], threshold=loaded.threshold)
+        proba, pred = loaded.predict_records([payload.request])
         contributions = loaded.model.contributions([payload.request])[0]
         if not all(math.isfinite(v) for v in contributions.values()):
             raise HTTPException(422, "the model produced non-finite contributions for this record")
@@ -108,7 +136,6 @@ def _invocations_router(body: schemas.Schemas) -> APIRouter:
         scorer: ScorerDep,
     ) -> Response:
         got = scorer.score(loaded, payload.records(), event_time=None, t0=_t0(request), checked=False)
-        rows = [{"prediction": int(y), "probability": float(p)} for p, y in zip(got.proba, got.pred, strict=True)]
-        return JSONResponse({"predictions": rows})
+        return invocations_answer(got)
 
     return router
