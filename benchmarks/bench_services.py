@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_serving import GRID, Target, load, sample
+from benchmarks.bench_serving import GRID, Target, load_python, sample
 from lib import registry, stack
 from lib.cliargs import ArgumentParser
 from lib.config import PROJECT_ROOT, Settings, load_settings
@@ -92,7 +92,7 @@ def bench_serving(stack_root: Path, base: Path, duration: float, repeats: int) -
                 host, port = ep.url.removeprefix("http://").split(":")
                 target = Target(backend, host, int(port), "/predict", ep.headers, "predict", ep.pid)
                 for clients in (1, 16):
-                    res = load(target, target.body(record), clients, duration)
+                    res = load_python(target, target.body(record), clients, duration)
                     results.setdefault((backend, clients), []).append(res)
                     print(
                         f"  round {round_no + 1} {backend:10} clients={clients:<3} {res.rps:8.1f} req/s  "
