@@ -10,7 +10,7 @@ KERNEL := bank-mlops
 LAB_PORT ?= 8888
 MLFLOW_PORT ?= 5000
 
-.PHONY: setup airflow-venv airflow-lock airflow browser-deps services-deps lab app mlflow-ui lock demo test test-fast test-unit pyversions-smoke lint format check clean clean-all stack stack-down stack-status
+.PHONY: setup airflow-venv airflow-lock airflow browser-deps bench-deps services-deps lab app mlflow-ui lock demo test test-fast test-unit pyversions-smoke lint format check clean clean-all stack stack-down stack-status
 
 # The interpreter to build the venv with. A name that pyenv knows but has not activated
 # (python3.12 while the global version is 3.11) is looked up with `pyenv prefix 3.12`.
@@ -48,6 +48,10 @@ SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
 browser-deps:
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	@test -x $(CHROMIUM) || { echo "error: no $(CHROMIUM) after apt-get install chromium"; exit 1; }
+
+# wrk (Debian package), the HTTP load generator benchmarks/bench_serving.py measures every server with.
+bench-deps:
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y wrk; }
 
 # Regenerate requirements.lock from requirements.txt for every supported Python and platform.
 # Versions already in the lock are kept (deterministic); `make lock UPGRADE=1` moves them to the newest.
