@@ -11,7 +11,7 @@ import sys
 
 from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import Settings, cli_settings
-from lib.ingest import IngestError, ingest_csv
+from lib.ingest import IngestError, check_csv, ingest_csv
 from lib.lake import LakeError, spark_session
 from lib.logs import setup_logging
 from lib.session import run_main
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(settings).parse_args(argv)
     setup_logging(is_verbose(args))
     try:
+        check_csv(args.csv)
         with spark_session(settings) as spark:
             result = ingest_csv(spark, settings, args.csv)
             print(f"table     : {settings.table_ident}")

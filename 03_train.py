@@ -1,10 +1,11 @@
 """Step 3: train a grid of XGBoost models on the Iceberg table, tracked in MLflow.
 
-Reads the table through Spark at its current snapshot (or --snapshot-id), splits it 70/30
-(stratified, fixed seed), trains one run per grid entry with early stopping on a validation
-slice of the training part and logs each to MLflow: params, train/test metrics, lineage tags
-(table, Iceberg snapshot, git commit), the dataset, the servable model, feature importance and
-the training profile. Prints a leaderboard; the best run also carries ROC/PR/confusion figures.
+Reads the table at its current snapshot (or --snapshot-id), with pyiceberg for a small table (no
+JVM) or Spark (LAKE_PYICEBERG_MAX_ROWS), splits it 70/30 (stratified, fixed seed), trains one run
+per grid entry with early stopping on a validation slice of the training part and logs each to
+MLflow: params, train/test metrics, lineage tags (table, Iceberg snapshot, reading engine, git
+commit), the dataset, the servable model, feature importance and the training profile. Prints a
+leaderboard; the best run also carries ROC/PR/confusion figures.
 """
 
 from __future__ import annotations

@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from contextlib import ExitStack
 
 from lib.cliargs import ArgumentParser, is_verbose
 from lib.config import ConfigError, Settings, cli_settings
-from lib.lake import LakeError, spark_session
+from lib.lake import LakeError
 from lib.logs import setup_logging
 from lib.registry import DEFAULT_METRIC, GateRejected, holdout_rows
 from lib.serving import deploy
@@ -54,17 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--tolerance must not be negative")
     setup_logging(is_verbose(args), level=logging.WARNING)
     try:
-        with ExitStack() as stack:
-            if args.rollback:
-                result = deploy.rollback(settings)
-            else:
+        if args.rollback:
+            result = deploy.rollback(settings)
+        else:
 
-                def holdout(versions):  # Spark starts only once a comparison is due
-                    return holdout_rows(stack.enter_context(spark_session(settings)), settings, versions)
+            def holdout(versions):  # read only once a comparison is due: pyiceberg, or Spark for big tables
+                return holdout_rows(None, settings, versions)
 
-                result = deploy.redeploy(
-                    settings, holdout, metric=args.metric, tolerance=args.tolerance, force=args.force
-                )
+            result = deploy.redeploy(settings, holdout, metric=args.metric, tolerance=args.tolerance, force=args.force)
     except GateRejected as exc:
         print(f"rejected  : {exc}", file=sys.stderr)
         print(f"champion  : unchanged (v{exc.result.champion_version}); "

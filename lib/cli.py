@@ -18,7 +18,7 @@ from lib.batches import BatchError, validate_training_data
 from lib.cliargs import is_verbose
 from lib.config import DEFAULT_SEED, Settings
 from lib.features import FeatureSet
-from lib.lake import LakeError, spark_session
+from lib.lake import LakeError
 from lib.logs import setup_logging
 from lib.metrics import DEFAULT_METRIC, RUN_METRIC_KEYS
 from lib.training.data import load_training_data
@@ -91,10 +91,10 @@ def training_options(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 def train_from_table(settings: Settings, options: TrainingOptions, mode: str = "full") -> TrainResult:
     """Read the table, refuse data that breaks the feature definition, then train and log the grid.
 
-    The Spark session is closed before training so its JVM frees the cores.
+    A small table is read with pyiceberg (no JVM); otherwise Spark reads it and is stopped
+    before training so its JVM frees the cores (`load_training_data` with no session).
     """
-    with spark_session(settings) as spark:
-        data = load_training_data(spark, settings, mode=mode, snapshot_id=options.snapshot_id)
+    data = load_training_data(None, settings, mode=mode, snapshot_id=options.snapshot_id)
     validate_training_data(data.df, f"{data.table} @ snapshot {data.snapshot_id} ({data.mode})")
     return train_grid(
         data,

@@ -91,6 +91,8 @@ class Settings:
     catalog_user: str | None = None
     catalog_password: str | None = None
     jdbc_driver_jar: Path = DEBIAN_PG_JDBC_JAR
+    # Reads of at most this many rows use pyiceberg (no JVM) where the catalog allows; 0 = always Spark
+    pyiceberg_max_rows: int = 1_000_000
     # The local service stack (`python -m lib.stack`); its environment file is `<stack_dir>.env`
     stack_dir: Path = PROJECT_ROOT / "run" / "stack"
     # Test-only: the lib.faults crash point at which the process SIGKILLs itself (None = never)
@@ -254,6 +256,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         catalog_user=env.get("ICEBERG_CATALOG_USER") or None,
         catalog_password=env.get("ICEBERG_CATALOG_PASSWORD") or None,
         jdbc_driver_jar=_path(env, "ICEBERG_JDBC_DRIVER_JAR", DEBIAN_PG_JDBC_JAR),
+        pyiceberg_max_rows=_int(env, "LAKE_PYICEBERG_MAX_ROWS", 1_000_000),
         stack_dir=_path(env, "STACK_DIR", root / "run" / "stack"),
         fault_point=fault_point,
         exporter_port=_int(env, "MONITORING_EXPORTER_PORT", 9808),

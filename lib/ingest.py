@@ -27,10 +27,17 @@ class IngestResult:
     table: DataFrame
 
 
+def check_csv(path: str | Path) -> Path:
+    """The input file, checked before anything starts Spark (a missing file fails in a second, not after a JVM)."""
+    csv = Path(path)
+    if not csv.is_file():
+        raise IngestError(f"{path} not found: run 00_download.py first (or pass an existing file with --csv)")
+    return csv
+
+
 def read_bank_csv(spark: SparkSession, path: str | Path) -> DataFrame:
     """Parse a UCI-format CSV with the explicit raw schema; malformed rows fail the read."""
-    if not Path(path).is_file():
-        raise IngestError(f"{path} not found: run 00_download.py first")
+    check_csv(path)
     return (
         spark.read.schema(spark_ddl())
         .option("header", "true")

@@ -146,14 +146,20 @@ def log_bank_model(
     workdir: Path,
     threshold: float = 0.5,
     name: str = "model",
+    signature: mlflow.models.ModelSignature | None = None,
 ) -> mlflow.models.model.ModelInfo:
-    """Log the booster + encoding as a pyfunc in the active run; servable by `mlflow models serve`."""
+    """Log the booster + encoding as a pyfunc in the active run; servable by `mlflow models serve`.
+
+    `signature` is inferred from the model's answer to `input_example` unless given: the runs of a
+    grid share it (same inputs, same output columns), so a grid infers it once.
+    """
     from mlflow.models import infer_signature
 
     artifacts = save_artifacts(booster, features, threshold, workdir)
     model = BankModel()
     model.load(Path(artifacts["booster"]), Path(artifacts["feature_spec"]))
-    signature = infer_signature(input_example, model.predict(None, input_example))
+    if signature is None:
+        signature = infer_signature(input_example, model.predict(None, input_example))
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=model,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +88,44 @@ def _frequencies(series: pd.Series, vocabulary: tuple[str, ...]) -> dict[str, fl
     return freqs
 
 
-def build_profile(df: pd.DataFrame, features: FeatureSet, proba: np.ndarray | None) -> dict[str, Any]:
-    """Reference distributions of the model's input columns in `df` (and of `proba`)."""
+@dataclass(frozen=True)
+class DataProfile:
+    """The data part of a profile and the sampler's state after it, shared by every run of a grid.
+
+    The runs of one grid profile the same training rows; only the predictions differ. Computing
+    the data part once and continuing the sampler from the saved state gives, for each run,
+    exactly the profile `build_profile` would (the same draws, in the same order).
+    """
+
+    n_rows: int
+    features: dict[str, Any]
+    numeric: dict[str, Any]
+    categorical: dict[str, Any]
+    rng_state: dict[str, Any]
+
+    def with_prediction(self, proba: np.ndarray | None) -> dict[str, Any]:
+        """The full profile for one model's held-out `proba` (or None)."""
+        prediction = None
+        if proba is not None:
+            rng = np.random.default_rng(SAMPLE_SEED)
+            rng.bit_generator.state = self.rng_state
+            p = np.asarray(proba, dtype=np.float64)
+            prediction = {
+                "edges": PREDICTION_EDGES,
+                "counts": bin_counts(p, PREDICTION_EDGES),
+                "sample": [round(float(v), 6) for v in _sample(p, rng)],
+            }
+        return {
+            "n_rows": self.n_rows,
+            "features": self.features,
+            "numeric": self.numeric,
+            "categorical": self.categorical,
+            "prediction": prediction,
+        }
+
+
+def profile_data(df: pd.DataFrame, features: FeatureSet) -> DataProfile:
+    """Reference distributions of the model's input columns in `df`, ready to add predictions to."""
     if df.empty:
         raise ProfileError("cannot profile an empty training frame")
     missing = [c for c in features.columns if c not in df.columns]
@@ -97,21 +134,12 @@ def build_profile(df: pd.DataFrame, features: FeatureSet, proba: np.ndarray | No
     rng = np.random.default_rng(SAMPLE_SEED)
     numeric = {col: _numeric(df[col].to_numpy(dtype=np.int64), rng) for col in features.numeric}
     categorical = {col: {"frequencies": _frequencies(df[col], CATEGORIES[col])} for col in features.categorical}
-    prediction = None
-    if proba is not None:
-        p = np.asarray(proba, dtype=np.float64)
-        prediction = {
-            "edges": PREDICTION_EDGES,
-            "counts": bin_counts(p, PREDICTION_EDGES),
-            "sample": [round(float(v), 6) for v in _sample(p, rng)],
-        }
-    return {
-        "n_rows": len(df),
-        "features": features.to_dict(),
-        "numeric": numeric,
-        "categorical": categorical,
-        "prediction": prediction,
-    }
+    return DataProfile(len(df), features.to_dict(), numeric, categorical, rng.bit_generator.state)
+
+
+def build_profile(df: pd.DataFrame, features: FeatureSet, proba: np.ndarray | None) -> dict[str, Any]:
+    """Reference distributions of the model's input columns in `df` (and of `proba`)."""
+    return profile_data(df, features).with_prediction(proba)
 
 
 def load_profile(run_id: str, settings: Settings) -> dict[str, Any]:

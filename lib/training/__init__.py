@@ -1,10 +1,11 @@
 """Tracked XGBoost training on an Iceberg snapshot: the code behind 03_train.py and 06_retrain.py.
 
-One path for both scripts: `load_training_data` reads a slice of the lake table through Spark
-(the whole table, one snapshot, or only the rows a batch appended) and records where it came
-from; `train_grid` trains a grid of boosters on it and logs every run to MLflow with its params,
-train/test metrics, lineage tags, the dataset, the servable model, feature importance and the
-training profile. The best run also gets confusion-matrix, ROC and PR figures.
+One path for both scripts: `load_training_data` reads a slice of the lake table (the whole table,
+one snapshot, or only the rows a batch appended; pyiceberg for a small table, no JVM, else Spark)
+and records where it came from and which engine read it; `train_grid` trains a grid of boosters
+on it and logs every run to MLflow with its params, train/test metrics, lineage tags, the
+dataset, the servable model, feature importance and the training profile. The best run also
+gets confusion-matrix, ROC and PR figures.
 
 Modules, light ones first (the model server imports the registry, which reads `data` and
 `results`; it never loads `fit`, `runs`, `figures` or `train`):

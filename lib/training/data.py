@@ -38,11 +38,20 @@ class DataSlice:
     parent_id: int | None
     committed_at: str | None
     mode: str
+    engine: str = "spark"  # what read the rows: "spark" or "pyiceberg" (a lineage tag of the runs)
 
 
 def _to_pandas(spark_df: Any, what: str) -> pd.DataFrame:
     """Spark rows → pandas with the raw dtypes of `lib.features` (nulls are an error)."""
-    df = spark_df.select(*RAW_COLUMNS).toPandas()
+    return _checked(spark_df.select(*RAW_COLUMNS).toPandas(), what)
+
+
+def _checked(df: pd.DataFrame, what: str) -> pd.DataFrame:
+    """The raw columns with the dtypes of `lib.features`, whichever engine read them (nulls are an error)."""
+    missing = [c for c in RAW_COLUMNS if c not in df.columns]
+    if missing:
+        raise TrainingError(f"{what} has no column(s) {', '.join(missing)}")
+    df = df.loc[:, list(RAW_COLUMNS)]
     nulls = [c for c in RAW_COLUMNS if df[c].isna().any()]
     if nulls:
         raise TrainingError(f"{what} has missing values in column(s): {', '.join(nulls)}")
@@ -57,16 +66,53 @@ def _check_mode(mode: str, snapshot_id: int | None) -> None:
 
 
 def load_training_data(
-    spark: SparkSession, settings: Settings, *, mode: str = "full", snapshot_id: int | None = None
+    spark: SparkSession | None, settings: Settings, *, mode: str = "full", snapshot_id: int | None = None
 ) -> DataSlice:
-    """Read the training slice of the lake table through Spark and record its snapshot lineage.
+    """Read the training slice of the lake table and record its snapshot lineage and reading engine.
 
     full: the whole table at its current snapshot (or at `snapshot_id`, reported as "snapshot");
     incremental: only the rows the current snapshot (or `snapshot_id`) appended to its parent.
+    With a `spark` session the read goes through Spark. With None the engine is chosen
+    (`lib.lake.read_engine`): pyiceberg, no JVM, for a full read of a small table in a catalog it
+    reads; otherwise a Spark session is started for the read and stopped after it.
     """
-    from lib.lake import current_snapshot_id, get_snapshot, read_added, read_table, require_table
+    from lib.lake import read_engine, spark_session
 
     _check_mode(mode, snapshot_id)
+    if spark is not None:
+        return _load_with_spark(spark, settings, mode, snapshot_id)
+    if mode != "incremental" and read_engine(settings, snapshot_id) == "pyiceberg":
+        return _load_with_pyiceberg(settings, snapshot_id)
+    with spark_session(settings) as session:
+        return _load_with_spark(session, settings, mode, snapshot_id)
+
+
+def _load_with_pyiceberg(settings: Settings, snapshot_id: int | None) -> DataSlice:
+    """The full table at a snapshot, read by pyiceberg: the same rows Spark reads, without a JVM."""
+    from lib.lake.reader import snapshot_and_rows
+
+    snap, rows = snapshot_and_rows(settings, snapshot_id)
+    what = f"{settings.table_ident} at snapshot {snap.snapshot_id}"
+    df = _checked(rows, what)
+    if df.empty:
+        raise TrainingError(f"no rows to train on: {what} is empty")
+    kind = "snapshot" if snapshot_id is not None else "full"
+    log.info("read %d rows (%s) from %s with pyiceberg", len(df), kind, what)
+    return DataSlice(
+        df=df,
+        table=settings.table_ident,
+        snapshot_id=int(snap.snapshot_id),
+        parent_id=None if snap.parent_id is None else int(snap.parent_id),
+        committed_at=snap.committed_at.isoformat() if snap.committed_at is not None else None,
+        mode=kind,
+        engine="pyiceberg",
+    )
+
+
+def _load_with_spark(spark: SparkSession, settings: Settings, mode: str, snapshot_id: int | None) -> DataSlice:
+    """Any slice through Spark: the whole table, a snapshot, or the rows one append added."""
+    from lib.lake import current_snapshot_id, get_snapshot, read_added, read_table, require_table
+
     require_table(spark, settings)
     end_id = snapshot_id if snapshot_id is not None else current_snapshot_id(spark, settings)
     snap = get_snapshot(spark, settings, end_id)
@@ -98,6 +144,7 @@ def load_training_data(
         parent_id=None if snap.parent_id is None else int(snap.parent_id),
         committed_at=snap.committed_at.isoformat() if snap.committed_at is not None else None,
         mode=kind,
+        engine="spark",
     )
 
 

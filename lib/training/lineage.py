@@ -43,6 +43,7 @@ def lineage_tags(
         "iceberg_parent_id": "" if data.parent_id is None else str(data.parent_id),
         "iceberg_committed_at": data.committed_at or "",
         "data_mode": data.mode,
+        "read_engine": data.engine,  # spark or pyiceberg: which engine read the snapshot's rows
         "rows_total": str(len(data.df)),
         "rows_train": str(len(train)),
         "rows_test": str(len(test)),

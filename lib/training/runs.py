@@ -7,6 +7,7 @@ training profile (`lib.profile`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ from lib.training.results import RunResult
 
 if TYPE_CHECKING:
     import xgboost as xgb
+
+    from lib.profile import DataProfile
 
 IMPORTANCE_ARTIFACT = "feature_importance.csv"
 
@@ -75,12 +78,38 @@ def run_metrics(prep: Prepared, fitted: Fitted) -> dict[str, float]:
     }
 
 
-def log_run(prep: Prepared, fitted: Fitted, experiment_id: str, dataset: Any, workdir: Path) -> RunResult:
+@dataclass
+class GridShared:
+    """What every run of one grid logs identically, built once per grid instead of once per run.
+
+    The dataset (the same slice), the input example (the same training rows), the data part of
+    the training profile, and the model signature (the same inputs and output columns: inferred
+    by the first logged model, then reused).
+    """
+
+    dataset: Any
+    example: pd.DataFrame
+    profile: DataProfile
+    signature: Any = None
+
+
+def grid_shared(prep: Prepared) -> GridShared:
+    """The per-grid logging inputs of `prep`'s runs."""
+    from lib.profile import profile_data
+
+    return GridShared(
+        dataset=lake_dataset(prep),
+        example=input_example(prep.train, prep.features),
+        profile=profile_data(prep.train, prep.features),
+    )
+
+
+def log_run(prep: Prepared, fitted: Fitted, experiment_id: str, shared: GridShared, workdir: Path) -> RunResult:
     """One MLflow run: params, train/test metrics, lineage, dataset, model, importance, profile."""
     import mlflow
 
     from lib.model import log_bank_model
-    from lib.profile import PROFILE_ARTIFACT, build_profile
+    from lib.profile import PROFILE_ARTIFACT
 
     metrics = run_metrics(prep, fitted)
     params = {k: v for k, v in fitted.params.items() if k != "nthread"}
@@ -93,17 +122,19 @@ def log_run(prep: Prepared, fitted: Fitted, experiment_id: str, dataset: Any, wo
     }
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name(fitted.entry), tags=prep.tags) as run:
         mlflow.log_params(params)
-        mlflow.log_input(dataset, context="training")
+        mlflow.log_input(shared.dataset, context="training")
         # The model first, then its metrics linked to it: logging a model copies the run's metrics
         # onto it, and MLflow's SQL store cannot copy a NaN one (NaN != NaN defeats its dedup)
         info = log_bank_model(
             fitted.booster,
             prep.features,
-            input_example(prep.train, prep.features),
+            shared.example,
             workdir / run.info.run_id,
             threshold=DEFAULT_THRESHOLD,
+            signature=shared.signature,
         )
+        shared.signature = info.signature
         mlflow.log_metrics(metrics, model_id=info.model_id)
         mlflow.log_text(importance(fitted.booster, prep.features).to_csv(index=False), IMPORTANCE_ARTIFACT)
-        mlflow.log_dict(build_profile(prep.train, prep.features, fitted.proba_test), PROFILE_ARTIFACT)
+        mlflow.log_dict(shared.profile.with_prediction(fitted.proba_test), PROFILE_ARTIFACT)
     return RunResult(run_id=run.info.run_id, params={k: str(v) for k, v in params.items()}, metrics=metrics)

@@ -25,38 +25,46 @@ from lib.training.figures import log_figures
 from lib.training.fit import Prepared, cpu_cores, default_workers, fit_booster, prepare_data
 from lib.training.grid import DEFAULT_GRID, validate_grid
 from lib.training.results import RunResult, TrainResult, pick_best
-from lib.training.runs import lake_dataset, log_run
+from lib.training.runs import grid_shared, log_run
 
 log = logging.getLogger(__name__)
 
 
 def _fit_and_log(
-    prep: Prepared, grid: list[dict[str, Any]], experiment_id: str, workers: int, selection_metric: str,
-    progress: bool, desc: str,
-) -> tuple[list[RunResult], dict[str, np.ndarray]]:  # fmt: skip
-    """Fit the grid in `workers` threads and log each run in grid order; returns runs and test probabilities."""
+    prep: Prepared, grid: list[dict[str, Any]], settings: Settings, experiment_name: str, workers: int,
+    selection_metric: str, progress: bool,
+) -> tuple[str, list[RunResult], dict[str, np.ndarray]]:  # fmt: skip
+    """Fit the grid in `workers` threads, log each run in grid order; return experiment id, runs, test probas.
+
+    The boosters start first: the MLflow store setup (a new SQLite store runs its migrations),
+    the first imports of the model-logging code and the per-grid logging inputs then overlap
+    with the first fits instead of delaying them.
+    """
     from tqdm.auto import tqdm
+
+    from lib.tracking import ensure_experiment
 
     nthread = max(1, cpu_cores() // workers)
     runs: list[RunResult] = []
     probas: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory(prefix="train-") as tmp, ThreadPoolExecutor(max_workers=workers) as pool:
-        dataset = lake_dataset(prep)
-        bar = tqdm(total=len(grid), desc=desc, unit="run", disable=not progress)
         futures = [pool.submit(fit_booster, prep, entry, nthread) for entry in grid]
         try:
-            for future in futures:
-                fitted = future.result()
-                result = log_run(prep, fitted, experiment_id, dataset, Path(tmp))
-                runs.append(result)
-                probas[result.run_id] = fitted.proba_test
-                bar.set_postfix({selection_metric: f"{result.metrics[selection_metric]:.4f}"})
-                bar.update()
+            experiment_id = ensure_experiment(settings, experiment_name)
+            shared = grid_shared(prep)
+            bar = tqdm(total=len(grid), desc=f"training {experiment_name}", unit="run", disable=not progress)
+            with bar:
+                for future in futures:
+                    fitted = future.result()
+                    result = log_run(prep, fitted, experiment_id, shared, Path(tmp))
+                    runs.append(result)
+                    probas[result.run_id] = fitted.proba_test
+                    bar.set_postfix({selection_metric: f"{result.metrics[selection_metric]:.4f}"})
+                    bar.update()
         finally:
             for future in futures:
                 future.cancel()
-            bar.close()
-    return runs, probas
+    return experiment_id, runs, probas
 
 
 def train_grid(
@@ -76,7 +84,7 @@ def train_grid(
     `workers` boosters train at once with `cores // workers` threads each (default: one
     single-threaded booster per core); the main thread logs finished runs in grid order.
     """
-    from lib.tracking import ensure_experiment, quiet_mlflow
+    from lib.tracking import quiet_mlflow
 
     start = time.perf_counter()
     grid = [dict(entry) for entry in (DEFAULT_GRID if grid is None else grid)]
@@ -87,10 +95,10 @@ def train_grid(
         )
     prep = prepare_data(data, features, seed)
     with quiet_mlflow():
-        experiment_id = ensure_experiment(settings, experiment_name)
         workers = workers or default_workers(len(grid))
-        desc = f"training {experiment_name}"
-        runs, probas = _fit_and_log(prep, grid, experiment_id, workers, selection_metric, progress, desc)
+        experiment_id, runs, probas = _fit_and_log(
+            prep, grid, settings, experiment_name, workers, selection_metric, progress
+        )
         best = pick_best(runs, selection_metric)
         log_figures(best.run_id, prep.y_test, probas[best.run_id])
     seconds = time.perf_counter() - start

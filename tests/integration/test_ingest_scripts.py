@@ -35,6 +35,16 @@ def test_01_without_data_names_the_script_to_run(tmp_path: Path):
     assert "Traceback" not in result.stderr
 
 
+def test_01_with_a_missing_csv_fails_before_spark_starts(tmp_path: Path):
+    """One `error:` line and nothing else: the input is checked before a JVM is started."""
+    result = run_script("01_write_to_dl.py", tmp_path, "--csv", str(tmp_path / "missing.csv"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'missing.csv'} not found: run 00_download.py first (or pass an existing file with --csv)"
+    ]
+    assert result.stdout == ""
+
+
 @pytest.mark.slow  # runs 00 then 01 (Spark) as processes
 def test_00_offline_then_01_loads_a_small_csv(tmp_path: Path, bank_sample):
     result = run_script("00_download.py", tmp_path, "--offline")

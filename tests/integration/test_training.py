@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -36,7 +37,7 @@ FAST_GRID = [
 LINEAGE_TAGS = (
     "table", "iceberg_snapshot_id", "iceberg_parent_id", "iceberg_committed_at", "data_mode", "rows_total",
     "rows_train", "rows_test", "positive_rate_train", "positive_rate_test", "git_commit", "git_dirty",
-    "include_duration",
+    "include_duration", "read_engine",
 )  # fmt: skip
 
 
@@ -139,6 +140,37 @@ def test_incremental_reads_only_appended_rows(spark, sample_table: Settings, ban
     assert run.data.tags["data_mode"] == "incremental"
     assert run.data.tags["iceberg_parent_id"] == str(first) and run.data.tags["rows_total"] == str(len(batch))
     assert run.inputs.dataset_inputs[0].dataset.digest == f"added-{second}"
+
+
+def test_pyiceberg_and_spark_read_the_same_snapshot(spark, sample_table: Settings, bank_full: pd.DataFrame) -> None:
+    """Without a session a small table is read by pyiceberg: same rows, dtypes, lineage and split as Spark."""
+    settings = sample_table
+    first = lake.current_snapshot_id(spark, settings)
+    lake.append(spark, settings, spark.createDataFrame(bank_full.tail(500), schema=spark_ddl()))
+    for snapshot_id in (None, first):
+        by_spark = load_training_data(spark, settings, snapshot_id=snapshot_id)
+        by_pyiceberg = load_training_data(None, settings, snapshot_id=snapshot_id)
+        assert (by_spark.engine, by_pyiceberg.engine) == ("spark", "pyiceberg")
+        lineage = ("table", "snapshot_id", "parent_id", "committed_at", "mode")
+        assert [getattr(by_pyiceberg, k) for k in lineage] == [getattr(by_spark, k) for k in lineage]
+        assert by_pyiceberg.df.dtypes.astype(str).to_dict() == pandas_dtypes()
+        for ours, theirs in zip(split(by_pyiceberg.df, DEFAULT_SEED), split(by_spark.df, DEFAULT_SEED), strict=True):
+            pd.testing.assert_frame_equal(ours, theirs)
+    assert len(by_pyiceberg.df) == 3000  # the older snapshot, not the current one
+
+    with pytest.raises(lake.LakeError, match="snapshot 1 not found"):
+        load_training_data(None, settings, snapshot_id=1)
+    # the engine choice: a table over the row limit, a catalog pyiceberg does not read, or a limit of 0 → Spark
+    assert lake.read_engine(settings) == "pyiceberg"
+    assert lake.read_engine(dataclasses.replace(settings, pyiceberg_max_rows=3499)) == "spark"
+    assert lake.read_engine(dataclasses.replace(settings, pyiceberg_max_rows=3500)) == "pyiceberg"
+    assert lake.read_engine(dataclasses.replace(settings, pyiceberg_max_rows=0)) == "spark"
+    assert lake.read_engine(dataclasses.replace(settings, catalog_type="hive")) == "spark"
+
+    # which engine read the rows is a lineage tag of every run
+    data = load_training_data(None, settings)
+    result = train_grid(data, settings, settings.experiment_name, grid=FAST_GRID[:1], progress=False)
+    assert configure_mlflow(settings).get_run(result.best.run_id).data.tags["read_engine"] == "pyiceberg"
 
 
 def test_split_is_stratified_and_independent_of_row_order(bank_sample: pd.DataFrame) -> None:

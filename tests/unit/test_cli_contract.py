@@ -20,7 +20,7 @@ MODULES = {
     "lib.app.__main__": None,
     "lib.demo": None,
     "lib.jobs.__main__": "list",
-    "lib.lake": "snapshots",
+    "lib.lake.__main__": "snapshots",
     "lib.monitoring.__main__": "check",
     "lib.notebooks": None,
     "lib.serving.__main__": "status",
