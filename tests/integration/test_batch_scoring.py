@@ -136,3 +136,29 @@ def test_model_table_mismatch_is_refused(spark, champion_table: tuple[Settings, 
     table = lake.read_table(spark, settings).drop("age")
     with pytest.raises(ScoringError, match="needs column"):
         check_features(table, champion.features.columns, "the table", "1")
+
+
+def test_driver_and_spark_ranking_write_the_same_list(spark, champion_table: tuple[Settings, str]):
+    """The one-pass scorer with the pairs ranked on the driver equals the all-Spark path (hash shuffle, window).
+
+    Both give with_customer_key's keys, and the Spark SQL encoding scores like BankModel.predict on the raw rows.
+    """
+    from lib.economics import CampaignEconomics
+    from lib.scoring import build_call_list, load_champion
+
+    settings, _ = champion_table
+    champion = load_champion(settings)
+    snapshot = lake.current_snapshot_id(spark, settings)
+    table = lake.read_table(spark, settings, snapshot_id=snapshot)
+    rows = table.count()
+    lists = [
+        build_call_list(spark, table, champion, snapshot, rows, 0.2, CampaignEconomics(5, 100), driver_rank_max_rows=n)
+        .drop("scored_at").toPandas().sort_values("rank", ignore_index=True)
+        for n in (rows, 0)
+    ]  # fmt: skip
+    pd.testing.assert_frame_equal(lists[0], lists[1])
+    keyed = with_customer_key(table).toPandas()
+    assert set(keyed["customer_key"]) == set(lists[0]["customer_key"])
+    expected = keyed.assign(expected=champion.model.predict(None, keyed)["probability"].to_numpy())
+    merged = expected.merge(lists[0], on="customer_key")
+    assert len(merged) == rows and np.allclose(merged["expected"], merged["probability"], atol=1e-7)
