@@ -101,29 +101,33 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--master", default="local[2]", help="SPARK_MASTER for this run (default %(default)s)")
     parser.add_argument("--no-rest", action="store_true", help="skip the REST endpoint baseline")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway project root")
+    reuse = "score the table and champion of a root kept by an earlier --keep (no training)"
+    parser.add_argument("--reuse", type=Path, metavar="ROOT", help=reuse)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
-    root = Path(tempfile.mkdtemp(prefix="bench-batch-scoring-"))
+    root = args.reuse or Path(tempfile.mkdtemp(prefix="bench-batch-scoring-"))
     settings = load_settings({"PROJECT_ROOT": str(root), "PROJECT_OWNER": "bench", "SERVE_PORT": "0"})
     settings = dataclasses.replace(settings, spark_master=args.master)
-    df = table_rows(args.rows)
     spark = get_spark(settings)
     try:
-        create_or_replace(spark, settings, spark.createDataFrame(df, schema=spark_ddl()))
+        if args.reuse is None:
+            df = table_rows(args.rows)
+            create_or_replace(spark, settings, spark.createDataFrame(df, schema=spark_ddl()))
+            snapshot = current_snapshot_id(spark, settings)
+            print(f"table {settings.table_ident}: {len(df):,} rows, master {args.master}; training ...", flush=True)
+            data = DataSlice(df, settings.table_ident, snapshot_id=snapshot, parent_id=None, committed_at=None,
+                             mode="full")  # fmt: skip
+            run = train_grid(data, settings, settings.experiment_name, grid=GRID, progress=False, workers=1).best
+            registry.promote(settings, registry.register_run(settings, run.run_id)[0].version)
         snapshot = current_snapshot_id(spark, settings)
-        print(f"table {settings.table_ident}: {len(df):,} rows, master {args.master}; training ...", flush=True)
-        data = DataSlice(df, settings.table_ident, snapshot_id=snapshot, parent_id=None, committed_at=None,
-                         mode="full")  # fmt: skip
-        run = train_grid(data, settings, settings.experiment_name, grid=GRID, progress=False, workers=1).best
-        version = registry.register_run(settings, run.run_id)[0]
-        registry.promote(settings, version.version)
-        print(f"model {version.uri}: {int(run.metrics['best_iteration']) + 1} trees", flush=True)
-
         champion = load_champion(settings)
+        version = champion.info
+        trees = champion.model.booster.num_boosted_rounds()
+        print(f"model {version.uri}: {trees} trees; table at snapshot {snapshot}, master {args.master}", flush=True)
         table = read_table(spark, settings, snapshot_id=snapshot).cache()
         rows = table.count()
         ship_code(spark)
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 service.stop(settings)
     finally:
         spark.stop()
-        if not args.keep:
+        if not args.keep and args.reuse is None:
             shutil.rmtree(root, ignore_errors=True)
 
     base = results["mlflow spark_udf"]

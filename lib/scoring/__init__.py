@@ -89,6 +89,7 @@ class ScoringResult:
     exported: int
     csv_path: Path | None
     seconds: float
+    scoring_seconds: float  # the one scoring pass, the ranking and the call list's commit
     served_threshold: float | None = None  # what a running server decides at now (None: none serves it)
 
 
@@ -156,7 +157,9 @@ def run_batch_scoring(
         log.info("economics  : scoring the held-out rows for the cut-off ...")
         report, holdout_snapshot = campaign_economics(spark, settings, champion, economics)
         log.info("scoring    : %s rows on %s ...", f"{source.rows:,}", spark.sparkContext.master)
+        scoring_start = time.perf_counter()
         list_snapshot = score_customers(spark, settings, champion, source, report.cutoff.threshold, economics)
+        scoring_seconds = time.perf_counter() - scoring_start
         log.info("logging    : economics to MLflow, tag %s on v%s", THRESHOLD_TAG, champion.info.version)
         # after the commit: the tag never names a cut-off whose call list failed to be written
         log_economics(settings, champion.info, report, holdout_snapshot)
@@ -178,6 +181,7 @@ def run_batch_scoring(
         exported=exported,
         csv_path=csv_path,
         seconds=time.perf_counter() - start,
+        scoring_seconds=scoring_seconds,
         served_threshold=served_threshold,
     )
 

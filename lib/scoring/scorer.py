@@ -13,9 +13,11 @@ identical rows are interchangeable, so numbering them is deterministic). The tab
 so a customer keeps the same key in every later snapshot.
 
 One pass, no shuffle of the table: the hash is computed in the same stage that scores, and only
-(hash, probability) pairs leave the executors. Up to `DRIVER_RANK_MAX_ROWS` rows the driver numbers
-the duplicates and ranks the pairs (one sort of two columns in pandas); a larger table is numbered
-and ranked by Spark windows instead (two shuffles, the same keys and ranks).
+(hash, probability) pairs leave the executors (a table read as fewer splits than there are cores,
+e.g. one small file, is spread round-robin first so that every core scores). Up to
+`DRIVER_RANK_MAX_ROWS` rows the driver numbers the duplicates and ranks the pairs (one sort of two
+columns in pandas); a larger table is numbered and ranked by Spark windows instead (two shuffles,
+the same keys and ranks).
 """
 
 from __future__ import annotations
@@ -226,6 +228,9 @@ def score_pairs(spark: SparkSession, table: DataFrame, champion: ChampionModel) 
     key = f"{info.name}/{info.version}/{hashlib.sha256(payload['booster']).hexdigest()[:16]}"
     broadcast = spark.sparkContext.broadcast(payload)
     inputs = table.select(row_hash(table).alias(ROW_HASH), *encoded_columns(champion.columns))
+    cores = spark.sparkContext.defaultParallelism
+    if inputs.rdd.getNumPartitions() < cores:  # a table in one file is one split: give every core a share
+        inputs = inputs.repartition(cores)
     scorer = _partition_scorer(broadcast, key, champion.columns)
     return inputs.mapInPandas(scorer, schema=f"{ROW_HASH} string, probability double")
 
