@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, float] = {}
 
         def ours() -> None:
-            score_pairs(spark, table, champion).write.format("noop").mode("overwrite").save()
+            score_pairs(spark, table, champion, rows).write.format("noop").mode("overwrite").save()
 
         def call_list(driver_rank_max_rows: int = rows) -> None:
             frame = build_call_list(spark, table, champion, snapshot, rows, 0.1, CampaignEconomics(5, 100),

@@ -13,8 +13,8 @@ identical rows are interchangeable, so numbering them is deterministic). The tab
 so a customer keeps the same key in every later snapshot.
 
 One pass, no shuffle of the table: the hash is computed in the same stage that scores, and only
-(hash, probability) pairs leave the executors (a table read as fewer splits than there are cores,
-e.g. one small file, is spread round-robin first so that every core scores). Up to
+(hash, probability) pairs leave the executors (a big model on a table read as fewer splits than
+there are cores, e.g. one file, is spread round-robin first so that every core scores). Up to
 `DRIVER_RANK_MAX_ROWS` rows the driver numbers the duplicates and ranks the pairs (one sort of two
 columns in pandas); a larger table is numbered and ranked by Spark windows instead (two shuffles,
 the same keys and ranks).
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from lib.registry import VersionInfo
 
 ROW_HASH = "row_hash"
+SPREAD_MIN_ROW_TREES = 50_000_000  # rows × trees: ~1 s of one core walking trees, more than a small shuffle
 DRIVER_RANK_MAX_ROWS = 2_000_000  # (hash, probability) pairs ranked on the driver: ~150 MB of pandas at most
 _KEY_HEX = 20
 
@@ -220,8 +221,12 @@ def rank_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
 # --- the call list -------------------------------------------------------------------------------------
 
 
-def score_pairs(spark: SparkSession, table: DataFrame, champion: ChampionModel) -> DataFrame:
-    """(row hash, probability) of every row, in ONE stage on the executors: hash, encode and score."""
+def score_pairs(spark: SparkSession, table: DataFrame, champion: ChampionModel, rows: int) -> DataFrame:
+    """(row hash, probability) of every row, in ONE stage on the executors: hash, encode and score.
+
+    When the trees to walk (rows × trees) cost more than a shuffle, a table read as fewer splits
+    than there are cores is spread round-robin first, so that every core scores.
+    """
     ship_code(spark)
     info = champion.info
     payload = champion.payload()
@@ -229,7 +234,8 @@ def score_pairs(spark: SparkSession, table: DataFrame, champion: ChampionModel) 
     broadcast = spark.sparkContext.broadcast(payload)
     inputs = table.select(row_hash(table).alias(ROW_HASH), *encoded_columns(champion.columns))
     cores = spark.sparkContext.defaultParallelism
-    if inputs.rdd.getNumPartitions() < cores:  # a table in one file is one split: give every core a share
+    big = rows * champion.model.booster.num_boosted_rounds() >= SPREAD_MIN_ROW_TREES
+    if big and inputs.rdd.getNumPartitions() < cores:  # a table in one file is one split: every core a share
         inputs = inputs.repartition(cores)
     scorer = _partition_scorer(broadcast, key, champion.columns)
     return inputs.mapInPandas(scorer, schema=f"{ROW_HASH} string, probability double")
@@ -269,7 +275,7 @@ def build_call_list(
     from pyspark.sql import functions as F
 
     info = champion.info
-    ranked = ranked_call_list(spark, score_pairs(spark, table, champion), rows, driver_rank_max_rows)
+    ranked = ranked_call_list(spark, score_pairs(spark, table, champion, rows), rows, driver_rank_max_rows)
     profit = F.col("probability") * economics.value_per_deposit - economics.cost_per_call
     return (
         ranked.withColumn("expected_profit", profit)
