@@ -1,7 +1,7 @@
 """The Spark scorer: the champion on the executors, in one pass over the table, and the call list it ranks.
 
-The booster and its feature spec are broadcast once; each Python worker builds the model once
-(cached per broadcast) and `mapInPandas` feeds it Arrow batches, so the work is spread over the
+The booster is broadcast once; each Python worker (`lib.batch_worker`, which imports no MLflow)
+builds it once and `mapInPandas` feeds it Arrow batches, so the work is spread over the
 executors and no row pays for a model load. The categories are encoded in Spark SQL from the same
 `lib.features.CATEGORIES` lists (position in the list, NaN when unknown, exactly `encode_frame`'s
 codes), so the workers get a numeric matrix and no strings; the booster call is BankModel's.
@@ -24,18 +24,17 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from lib.batch_worker import ROW_HASH, partition_scorer
 from lib.config import PROJECT_ROOT, Settings
 from lib.economics import CampaignEconomics
 from lib.features import CATEGORIES, RAW_COLUMNS
@@ -48,7 +47,6 @@ if TYPE_CHECKING:
 
     from lib.registry import VersionInfo
 
-ROW_HASH = "row_hash"
 SPREAD_MIN_ROW_TREES = 50_000_000  # rows × trees: ~1 s of one core walking trees, more than a small shuffle
 DRIVER_RANK_MAX_ROWS = 2_000_000  # (hash, probability) pairs ranked on the driver: ~150 MB of pandas at most
 _KEY_HEX = 20
@@ -69,10 +67,9 @@ class ChampionModel:
         """The raw input columns the model expects, in order."""
         return self.model.features.columns
 
-    def payload(self) -> dict[str, Any]:
-        """What the executors need to rebuild the model: booster bytes and the feature spec."""
-        spec = {**self.model.features.to_dict(), "threshold": self.model.threshold}
-        return {"booster": bytes(self.model.booster.save_raw("ubj")), "spec": json.dumps(spec)}
+    def payload(self) -> bytes:
+        """What the executors need to rebuild the model: the booster's bytes (the encoding is done in Spark SQL)."""
+        return bytes(self.model.booster.save_raw("ubj"))
 
 
 def load_champion(settings: Settings) -> ChampionModel:
@@ -89,38 +86,6 @@ def load_champion(settings: Settings) -> ChampionModel:
     if not isinstance(model, BankModel):
         raise ScoringError(f"{info.uri} is a {type(model).__name__}, not a BankModel: register a run of 03_train.py")
     return ChampionModel(info=info, model=model)
-
-
-_WORKER_MODELS: dict[str, BankModel] = {}
-
-
-def _worker_model(key: str, payload: dict[str, Any]) -> BankModel:
-    """The model in this Python worker, built from the broadcast once and reused by every later task."""
-    model = _WORKER_MODELS.get(key)
-    if model is None:
-        with tempfile.TemporaryDirectory(prefix="bank-model-") as tmp:
-            booster, spec = Path(tmp, "booster.ubj"), Path(tmp, "feature_spec.json")
-            booster.write_bytes(payload["booster"])
-            spec.write_text(payload["spec"])
-            model = BankModel()
-            model.load(booster, spec)
-        _WORKER_MODELS.clear()  # one model per worker: a new champion replaces the old one
-        _WORKER_MODELS[key] = model
-    return model
-
-
-def _partition_scorer(
-    broadcast: Any, key: str, columns: tuple[str, ...]
-) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        model = _worker_model(key, broadcast.value)
-        for batch in batches:
-            matrix = batch[list(columns)].to_numpy(dtype=np.float32)  # already encoded: `encoded_columns`
-            # BankModel._proba's call, on the matrix encode_frame would build from the raw rows
-            proba = model.booster.inplace_predict(matrix, validate_features=False)
-            yield pd.DataFrame({ROW_HASH: batch[ROW_HASH].to_numpy(), "probability": proba.astype(np.float64)})
-
-    return score
 
 
 _SHIPPED: set[tuple[int, str]] = set()
@@ -230,14 +195,14 @@ def score_pairs(spark: SparkSession, table: DataFrame, champion: ChampionModel, 
     ship_code(spark)
     info = champion.info
     payload = champion.payload()
-    key = f"{info.name}/{info.version}/{hashlib.sha256(payload['booster']).hexdigest()[:16]}"
+    key = f"{info.name}/{info.version}/{hashlib.sha256(payload).hexdigest()[:16]}"
     broadcast = spark.sparkContext.broadcast(payload)
     inputs = table.select(row_hash(table).alias(ROW_HASH), *encoded_columns(champion.columns))
     cores = spark.sparkContext.defaultParallelism
     big = rows * champion.model.booster.num_boosted_rounds() >= SPREAD_MIN_ROW_TREES
     if big and inputs.rdd.getNumPartitions() < cores:  # a table in one file is one split: every core a share
         inputs = inputs.repartition(cores)
-    scorer = _partition_scorer(broadcast, key, champion.columns)
+    scorer = partition_scorer(broadcast, key, champion.columns)
     return inputs.mapInPandas(scorer, schema=f"{ROW_HASH} string, probability double")
 
 
