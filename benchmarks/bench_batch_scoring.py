@@ -8,10 +8,8 @@ untimed warm-up:
   ours: scoring only     lib.scoring's one pass: content hash, categories encoded in Spark SQL, the
                          booster broadcast once, mapInPandas over Arrow batches (materialised with
                          Spark's `noop` sink, like the baselines)
-  ours: the call list    the whole of 10's write: that pass, the (hash, probability) pairs ranked on
-                         the driver, deciles, decision and lineage, one Iceberg commit
-  ours: Spark-side rank  the same call list with the pairs numbered and ranked by Spark windows (the
-                         path of tables over DRIVER_RANK_MAX_ROWS)
+  ours: the call list    the whole of 10's write: that pass, the (hash, probability) pairs numbered and
+                         ranked by Spark windows, deciles, decision and lineage, one Iceberg commit
   mlflow spark_udf       mlflow.pyfunc.spark_udf on the registered model (MLflow's batch answer)
   REST /invocations      the table pulled to the driver and POSTed to our running endpoint in
                          batches of --batch records (the server logs every prediction)
@@ -136,9 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         def ours() -> None:
             score_pairs(spark, table, champion, rows).write.format("noop").mode("overwrite").save()
 
-        def call_list(driver_rank_max_rows: int = rows) -> None:
-            frame = build_call_list(spark, table, champion, snapshot, rows, 0.1, CampaignEconomics(5, 100),
-                                    driver_rank_max_rows=driver_rank_max_rows)  # fmt: skip
+        def call_list() -> None:
+            frame = build_call_list(spark, table, champion, snapshot, rows, 0.1, CampaignEconomics(5, 100))
             commit_call_list(spark, settings, frame, {"bench": "1"})
 
         # built once, outside the timing: MLflow's model download and archive are set-up, not scoring
@@ -149,8 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             scored = table.withColumn("out", udf(F.struct(*[F.col(c) for c in champion.columns])))
             scored.select("out.probability").write.format("noop").mode("overwrite").save()
 
-        contenders = (("ours: scoring only", ours), ("ours: the call list", call_list),
-                      ("ours: Spark-side rank", lambda: call_list(0)), ("mlflow spark_udf", spark_udf))  # fmt: skip
+        contenders = (("ours: scoring only", ours), ("ours: the call list", call_list), ("mlflow spark_udf", spark_udf))
         for name, fn in contenders:
             results[name] = best_of(args.repeats, fn)
             print(f"  {name:22} {results[name]:7.2f} s  {rows / results[name]:10,.0f} rows/s", flush=True)

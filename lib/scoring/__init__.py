@@ -1,7 +1,7 @@
 """Batch scoring behind 10_batch_scoring.py: the ranked call list, scored on Spark, kept as an Iceberg table.
 
 The `champion` model scores every row of the table at one snapshot on the executors
-(`lib.scoring.scorer`: one pass that hashes, encodes and scores; the ranking of the scored pairs)
+(`lib.scoring.scorer`: one pass that hashes, encodes and scores, then the ranking of the scored pairs)
 into the call list `<catalog>.<namespace>.call_list_<user>`, rewritten by every run as ONE Iceberg
 snapshot so each earlier list stays readable by time travel (`lib.scoring.table`).
 The cut-off comes from the campaign's economics (`lib.economics`) on held-out rows the champion did
@@ -32,7 +32,6 @@ from lib.scoring.economics_log import (
     log_economics,
 )
 from lib.scoring.scorer import (
-    DRIVER_RANK_MAX_ROWS,
     ChampionModel,
     build_call_list,
     check_features,
@@ -58,7 +57,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 __all__ = [
-    "CALL_LIST_COLUMNS", "DRIVER_RANK_MAX_ROWS", "ECONOMICS_DIR", "ECONOMICS_JSON", "GAINS_PNG", "KEY",
+    "CALL_LIST_COLUMNS", "ECONOMICS_DIR", "ECONOMICS_JSON", "GAINS_PNG", "KEY",
     "LOCK_TIMEOUT_S", "THRESHOLD_TAG", "ChampionModel", "ScoringError", "ScoringResult", "SourceTable",
     "build_call_list", "call_list_ident", "call_list_name", "call_list_snapshot_id", "call_list_snapshots",
     "campaign_economics", "check_features", "export_top", "load_champion", "load_economics", "log_economics",

@@ -12,12 +12,10 @@ order), `-`, and the occurrence number among identical rows (a bootstrapped batc
 identical rows are interchangeable, so numbering them is deterministic). The table is append-only,
 so a customer keeps the same key in every later snapshot.
 
-One pass, no shuffle of the table: the hash is computed in the same stage that scores, and only
-(hash, probability) pairs leave the executors (a big model on a table read as fewer splits than
-there are cores, e.g. one file, is spread round-robin first so that every core scores). Up to
-`DRIVER_RANK_MAX_ROWS` rows the driver numbers the duplicates and ranks the pairs (one sort of two
-columns in pandas); a larger table is numbered and ranked by Spark windows instead (two shuffles,
-the same keys and ranks).
+One pass over the table: the hash is computed in the same stage that scores, and only
+(hash, probability) pairs go on (a big model on a table read as fewer splits than there are cores,
+e.g. one file, is spread round-robin first so that every core scores). The pairs, not the table,
+are then numbered (a shuffle by hash) and ranked (a window over the probability).
 """
 
 from __future__ import annotations
@@ -30,9 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import numpy as np
-import pandas as pd
 
 from lib.batch_worker import ROW_HASH, partition_scorer
 from lib.config import PROJECT_ROOT, Settings
@@ -48,7 +43,6 @@ if TYPE_CHECKING:
     from lib.registry import VersionInfo
 
 SPREAD_MIN_ROW_TREES = 50_000_000  # rows × trees: ~1 s of one core walking trees, more than a small shuffle
-DRIVER_RANK_MAX_ROWS = 2_000_000  # (hash, probability) pairs ranked on the driver: ~150 MB of pandas at most
 _KEY_HEX = 20
 
 
@@ -169,20 +163,6 @@ def with_customer_key(table: DataFrame) -> DataFrame:
     return hashed.withColumn(KEY, _numbered_key(hashed)).drop(ROW_HASH)
 
 
-def rank_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
-    """(row hash, probability) → (customer_key, probability, rank): 1 = most likely, ties by key.
-
-    Identical rows share a hash and a probability; numbering them in any order gives the same
-    keys and, since the key breaks ties, the same ranks as the Spark path.
-    """
-    occurrence = pairs.groupby(ROW_HASH, sort=False).cumcount()
-    keys = pairs[ROW_HASH].to_numpy(dtype=object) + "-" + occurrence.astype(str).to_numpy(dtype=object)
-    ranked = pd.DataFrame({KEY: keys, "probability": pairs["probability"].to_numpy()})
-    ranked = ranked.sort_values(["probability", KEY], ascending=[False, True], kind="stable", ignore_index=True)
-    ranked["rank"] = np.arange(1, len(ranked) + 1, dtype=np.int32)
-    return ranked
-
-
 # --- the call list -------------------------------------------------------------------------------------
 
 
@@ -206,16 +186,15 @@ def score_pairs(spark: SparkSession, table: DataFrame, champion: ChampionModel, 
     return inputs.mapInPandas(scorer, schema=f"{ROW_HASH} string, probability double")
 
 
-def ranked_call_list(
-    spark: SparkSession, pairs: DataFrame, rows: int, driver_rank_max_rows: int = DRIVER_RANK_MAX_ROWS
-) -> DataFrame:
-    """(customer_key, probability, rank) from the scored pairs: on the driver when small, else by Spark windows."""
+def ranked_call_list(pairs: DataFrame) -> DataFrame:
+    """(customer_key, probability, rank) from the scored pairs: duplicates numbered, then ranked, by Spark windows.
+
+    Ranking the pairs on the driver instead (collect, sort in pandas, send back) measured slower
+    at 20,000 and at 200,000 rows (BENCHMARKS.md), so Spark does it at every size.
+    """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    if rows <= driver_rank_max_rows:
-        ranked = rank_pairs(pairs.toPandas())  # runs the scoring stage; only two columns come back
-        return spark.createDataFrame(ranked, schema=f"{KEY} string, probability double, rank int")
     keyed = pairs.select(_numbered_key(pairs).alias(KEY), "probability")
     ranking = Window.orderBy(F.col("probability").desc(), F.col(KEY).asc())
     return keyed.withColumn("rank", F.row_number().over(ranking))
@@ -229,18 +208,16 @@ def build_call_list(
     rows: int,
     threshold: float,
     economics: CampaignEconomics,
-    driver_rank_max_rows: int = DRIVER_RANK_MAX_ROWS,
 ) -> DataFrame:
     """Score every row on the executors, then rank (1 = most likely), decile and decide against `threshold`.
 
     `expected_profit` of calling a customer is probability × value − cost: it grows with the
-    probability, so the rank orders the list by expected profit too. Up to `driver_rank_max_rows`
-    the scoring runs here (the pairs are ranked on the driver); the frame returned is then cheap to write.
+    probability, so the rank orders the list by expected profit too.
     """
     from pyspark.sql import functions as F
 
     info = champion.info
-    ranked = ranked_call_list(spark, score_pairs(spark, table, champion, rows), rows, driver_rank_max_rows)
+    ranked = ranked_call_list(score_pairs(spark, table, champion, rows))
     profit = F.col("probability") * economics.value_per_deposit - economics.cost_per_call
     return (
         ranked.withColumn("expected_profit", profit)

@@ -55,18 +55,3 @@ def test_usage_errors_exit_64_before_any_work(argv: list[str]):
     with pytest.raises(SystemExit) as exc:
         load_script().main(argv)
     assert exc.value.code == 64
-
-
-def test_rank_pairs_numbers_identical_rows_and_breaks_ties_by_key():
-    import pandas as pd
-
-    from lib.scoring.scorer import ROW_HASH, rank_pairs
-
-    pairs = pd.DataFrame({ROW_HASH: ["bbb", "aaa", "ccc", "aaa", "ddd"], "probability": [0.5, 0.2, 0.9, 0.2, 0.5]})
-    ranked = rank_pairs(pairs)
-    assert list(ranked.columns) == [KEY, "probability", "rank"]
-    # identical rows (same hash, same probability) get -0 and -1; equal probabilities are ordered by key
-    assert ranked[KEY].tolist() == ["ccc-0", "bbb-0", "ddd-0", "aaa-0", "aaa-1"]
-    assert ranked["rank"].tolist() == [1, 2, 3, 4, 5]
-    assert ranked["probability"].tolist() == [0.9, 0.5, 0.5, 0.2, 0.2]
-    assert rank_pairs(pairs.iloc[::-1]).equals(ranked)  # the same list whatever order the executors return
