@@ -45,13 +45,10 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import CompileError
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from lib.features import NUMERIC, RAW_COLUMNS, TARGET, TARGET_VALUES
 from lib.metrics import confusion_rates
+from lib.metrics_sql import AGGREGATE_COLUMNS, LATENCY_PERCENTILES, EpochBucket, interpolated_percentiles
 
 log = logging.getLogger(__name__)
 
@@ -377,67 +374,11 @@ class MetricsStore:
                 **confusion_rates(tp, fp, fn, tn),
                 "positive_rate": int(positives or 0) / n if n else math.nan,
             }  # fmt: skip
-            row.update(_percentiles([n, *around_rows]))
+            row.update(interpolated_percentiles([n, *around_rows]))
             out.append(row)
         frame = pd.DataFrame(out, columns=list(AGGREGATE_COLUMNS))
         frame["bucket_start"] = pd.to_datetime(frame["bucket_start"], utc=True)
         return frame.sort_values(["bucket_start", "model_version"], kind="stable").reset_index(drop=True)
-
-
-LATENCY_PERCENTILES = (50, 95, 99)
-AGGREGATE_COLUMNS: tuple[str, ...] = (
-    "bucket_start", "model_version", "requests", "labeled", "tp", "fp", "fn", "tn", "positives",
-    "accuracy", "precision", "recall", "f1", "positive_rate",
-    *(f"latency_p{q}_ms" for q in LATENCY_PERCENTILES),
-)  # fmt: skip
-
-
-def _percentiles(row: Sequence[Any] | None) -> dict[str, float]:
-    """Interpolate each percentile between the two ranked rows the latency query kept."""
-    if row is None:
-        return {f"latency_p{q}_ms": math.nan for q in LATENCY_PERCENTILES}
-    n, *around = row
-    out = {}
-    for i, q in enumerate(LATENCY_PERCENTILES):
-        lo, hi = around[2 * i], around[2 * i + 1]
-        steps = (int(n) - 1) * q
-        frac = (steps - (steps // 100) * 100) / 100
-        value = float(lo) if hi is None or frac == 0 else float(lo) + frac * (float(hi) - float(lo))
-        out[f"latency_p{q}_ms"] = value
-    return out
-
-
-class EpochBucket(FunctionElement):
-    """Start of the `seconds`-wide bucket holding a naive-UTC timestamp, as Unix seconds.
-
-    Compiled per dialect (SQLite: strftime('%s'); PostgreSQL: EXTRACT(EPOCH)), since SQL has no
-    portable spelling; a timestamp without time zone counts as UTC on both.
-    """
-
-    type = BigInteger()
-    inherit_cache = True
-    name = "epoch_bucket"
-
-    def __init__(self, column: Any, seconds: int) -> None:
-        self.seconds = int(seconds)
-        super().__init__(column)
-
-
-@compiles(EpochBucket, "sqlite")
-def _epoch_bucket_sqlite(element: EpochBucket, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(next(iter(element.clauses)), **kw)
-    return f"((CAST(strftime('%s', {column}) AS INTEGER) / {element.seconds}) * {element.seconds})"
-
-
-@compiles(EpochBucket, "postgresql")
-def _epoch_bucket_postgresql(element: EpochBucket, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(next(iter(element.clauses)), **kw)
-    return f"(CAST(FLOOR(EXTRACT(EPOCH FROM {column}) / {element.seconds}) AS BIGINT) * {element.seconds})"
-
-
-@compiles(EpochBucket)
-def _epoch_bucket_other(element: EpochBucket, compiler: SQLCompiler, **kw: Any) -> str:
-    raise CompileError(f"time buckets are implemented for SQLite and PostgreSQL, not {compiler.dialect.name}")
 
 
 class VersionSpan(NamedTuple):
