@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"csv        : {result.csv_path} ({result.exported:,} rows)")
     if result.served_threshold is not None:
         print(f"server     : v{result.model_version} now decides at {result.served_threshold:.4f}")
-    print(f"seconds    : {result.seconds:.1f}")
+    print(f"seconds    : {result.seconds:.1f} (scoring and the call list's commit {result.scoring_seconds:.1f})")
     print("next       : python -m lib.notebooks 09_model_monitoring_dashboard.ipynb (the gains chart)")
     return EX_OK
 

@@ -5,10 +5,11 @@ One throwaway project root: a table of --rows real UCI rows (the vendored data, 
 contender scores the same table with the same model version, best of --repeats after one
 untimed warm-up:
 
-  ours: scoring only     lib.scoring's scorer: the booster broadcast once, mapInPandas over Arrow
-                         batches (materialised with Spark's `noop` sink, like the baselines)
-  ours: key + scoring    the same with 10's customer key (a content hash numbered over a shuffle)
-  ours: the call list    the whole of 10's write: scoring, rank window, deciles, one Iceberg commit
+  ours: scoring only     lib.scoring's one pass: content hash, categories encoded in Spark SQL, the
+                         booster broadcast once, mapInPandas over Arrow batches (materialised with
+                         Spark's `noop` sink, like the baselines)
+  ours: the call list    the whole of 10's write: that pass, the (hash, probability) pairs numbered and
+                         ranked by Spark windows, deciles, decision and lineage, one Iceberg commit
   mlflow spark_udf       mlflow.pyfunc.spark_udf on the registered model (MLflow's batch answer)
   REST /invocations      the table pulled to the driver and POSTed to our running endpoint in
                          batches of --batch records (the server logs every prediction)
@@ -41,8 +42,9 @@ from lib.config import PROJECT_ROOT, load_settings
 from lib.economics import CampaignEconomics
 from lib.features import TARGET, pandas_dtypes, spark_ddl
 from lib.lake import create_or_replace, current_snapshot_id, get_spark, read_table
-from lib.scoring import KEY, _partition_scorer, build_call_list, load_champion, ship_code, with_customer_key
+from lib.scoring import build_call_list, load_champion, ship_code
 from lib.scoring import write_call_list as commit_call_list
+from lib.scoring.scorer import score_pairs
 from lib.serving import service
 from lib.training import DataSlice, train_grid
 
@@ -97,44 +99,40 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--master", default="local[2]", help="SPARK_MASTER for this run (default %(default)s)")
     parser.add_argument("--no-rest", action="store_true", help="skip the REST endpoint baseline")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway project root")
+    reuse = "score the table and champion of a root kept by an earlier --keep (no training)"
+    parser.add_argument("--reuse", type=Path, metavar="ROOT", help=reuse)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
-    root = Path(tempfile.mkdtemp(prefix="bench-batch-scoring-"))
+    root = args.reuse or Path(tempfile.mkdtemp(prefix="bench-batch-scoring-"))
     settings = load_settings({"PROJECT_ROOT": str(root), "PROJECT_OWNER": "bench", "SERVE_PORT": "0"})
     settings = dataclasses.replace(settings, spark_master=args.master)
-    df = table_rows(args.rows)
     spark = get_spark(settings)
     try:
-        create_or_replace(spark, settings, spark.createDataFrame(df, schema=spark_ddl()))
+        if args.reuse is None:
+            df = table_rows(args.rows)
+            create_or_replace(spark, settings, spark.createDataFrame(df, schema=spark_ddl()))
+            snapshot = current_snapshot_id(spark, settings)
+            print(f"table {settings.table_ident}: {len(df):,} rows, master {args.master}; training ...", flush=True)
+            data = DataSlice(df, settings.table_ident, snapshot_id=snapshot, parent_id=None, committed_at=None,
+                             mode="full")  # fmt: skip
+            run = train_grid(data, settings, settings.experiment_name, grid=GRID, progress=False, workers=1).best
+            registry.promote(settings, registry.register_run(settings, run.run_id)[0].version)
         snapshot = current_snapshot_id(spark, settings)
-        print(f"table {settings.table_ident}: {len(df):,} rows, master {args.master}; training ...", flush=True)
-        data = DataSlice(df, settings.table_ident, snapshot_id=snapshot, parent_id=None, committed_at=None,
-                         mode="full")  # fmt: skip
-        run = train_grid(data, settings, settings.experiment_name, grid=GRID, progress=False, workers=1).best
-        version = registry.register_run(settings, run.run_id)[0]
-        registry.promote(settings, version.version)
-        print(f"model {version.uri}: {int(run.metrics['best_iteration']) + 1} trees", flush=True)
-
         champion = load_champion(settings)
+        version = champion.info
+        trees = champion.model.booster.num_boosted_rounds()
+        print(f"model {version.uri}: {trees} trees; table at snapshot {snapshot}, master {args.master}", flush=True)
         table = read_table(spark, settings, snapshot_id=snapshot).cache()
         rows = table.count()
         ship_code(spark)
         results: dict[str, float] = {}
 
-        def ours(keyed: bool = True) -> None:
-            payload = champion.payload()
-            broadcast = spark.sparkContext.broadcast(payload)
-            if keyed:
-                inputs = with_customer_key(table).select(KEY, *champion.columns)
-            else:  # the same scorer without the key's shuffle: the pure scoring cost
-                inputs = table.select(F.monotonically_increasing_id().cast("string").alias(KEY), *champion.columns)
-            scorer = _partition_scorer(broadcast, f"bench/{version.version}")
-            scored = inputs.mapInPandas(scorer, schema=f"{KEY} string, probability double")
-            scored.write.format("noop").mode("overwrite").save()
+        def ours() -> None:
+            score_pairs(spark, table, champion, rows).write.format("noop").mode("overwrite").save()
 
         def call_list() -> None:
             frame = build_call_list(spark, table, champion, snapshot, rows, 0.1, CampaignEconomics(5, 100))
@@ -148,8 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             scored = table.withColumn("out", udf(F.struct(*[F.col(c) for c in champion.columns])))
             scored.select("out.probability").write.format("noop").mode("overwrite").save()
 
-        contenders = (("ours: scoring only", lambda: ours(keyed=False)), ("ours: key + scoring", ours),
-                      ("ours: the call list", call_list), ("mlflow spark_udf", spark_udf))  # fmt: skip
+        contenders = (("ours: scoring only", ours), ("ours: the call list", call_list), ("mlflow spark_udf", spark_udf))
         for name, fn in contenders:
             results[name] = best_of(args.repeats, fn)
             print(f"  {name:22} {results[name]:7.2f} s  {rows / results[name]:10,.0f} rows/s", flush=True)
@@ -165,14 +162,14 @@ def main(argv: list[str] | None = None) -> int:
                 service.stop(settings)
     finally:
         spark.stop()
-        if not args.keep:
+        if not args.keep and args.reuse is None:
             shutil.rmtree(root, ignore_errors=True)
 
-    ours_s = results["ours: scoring only"]
+    base = results["mlflow spark_udf"]
     print(f"\nscoring {rows:,} rows, best of {args.repeats}, master {args.master}")
-    print(f"{'contender':28} {'seconds':>8} {'rows/s':>10} {'ours x':>7}")
+    print(f"{'contender':28} {'seconds':>8} {'rows/s':>10} {'vs spark_udf':>13}")
     for name, seconds in results.items():
-        print(f"{name:28} {seconds:8.2f} {rows / seconds:10,.0f} {seconds / ours_s:7.2f}")
+        print(f"{name:28} {seconds:8.2f} {rows / seconds:10,.0f} {base / seconds:12.2f}x")
     return 0
 
 

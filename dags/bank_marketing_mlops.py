@@ -5,9 +5,10 @@ BashOperator tasks. Each runs its job with the project's own runner and Python,
 `.venv/bin/python -m lib.jobs --spec jobs.yaml run <job> --no-deps --trigger airflow`, so the job
 keeps its lock, log, timeout and ok_codes and shows in `python -m lib.jobs history`
 (lib.jobs.airflow.airflow_dags does the translation). Every other job without dependencies in
-jobs.yaml (e.g. a nightly monitoring check) becomes its own DAG `bank_marketing_mlops_<job>` on its
-cron schedule, read in jobs.yaml's `timezone` (the machine's local time without one), as
-`python -m lib.jobs schedule` reads it.
+jobs.yaml (e.g. a nightly monitoring check), and every job in a chain that has a `schedule` of its
+own (Score Customers, nightly: `bank_marketing_mlops_score_customers`), becomes its own DAG
+`bank_marketing_mlops_<job>` with the jobs downstream of it, on its cron schedule, read in
+jobs.yaml's `timezone` (the machine's local time without one), as `python -m lib.jobs schedule` reads it.
 
 Airflow runs in its own venv (`make airflow-venv`); this file imports only the light part of `lib`
 (lib.config, lib.jobs.spec/history/airflow: PyYAML, croniter, SQLAlchemy, all Airflow's own

@@ -81,21 +81,26 @@ def airflow_tasks(spec: JobSpec, python: str | None = None, code_root: Path = PR
 
 
 def airflow_dags(spec: JobSpec, python: str | None = None, code_root: Path = PROJECT_ROOT) -> list[AirflowDag]:
-    """One DAG per job without dependencies, holding it and everything downstream of it.
+    """One DAG per job without dependencies, and one per scheduled job inside a chain, each with its downstream.
 
     The first root in the spec (New Batch) is `bank_marketing_mlops`; other roots (e.g. a
-    nightly monitoring check) get `bank_marketing_mlops_<job>` with their own cron schedule.
+    nightly monitoring check) get `bank_marketing_mlops_<job>` with their own cron schedule. A job
+    with both `depends_on` and a `schedule` (Score Customers: after Redeploy Model in the chain, and
+    nightly on its own) also gets `bank_marketing_mlops_<job>`: itself and what depends on it, on its
+    cron, without its upstream jobs, exactly what `python -m lib.jobs schedule` runs at that time.
     """
     tasks = {t.job: t for t in airflow_tasks(spec, python, code_root)}
+    roots = spec.roots()
+    starts = [*roots, *(j for j in spec.topological() if j.depends_on and j.schedule)]
     dags = []
-    for i, root in enumerate(spec.roots()):
-        members = [tasks[j.name] for j in spec.chain(root.name)]
+    for i, start in enumerate(starts):
+        members = [tasks[j.name] for j in spec.chain(start.name)]
         ids = {t.task_id for t in members}
         members = [
             AirflowTask(t.task_id, t.job, t.bash_command, tuple(u for u in t.upstream if u in ids), t.timeout_s)
             for t in members
         ]
-        dag_id = DAG_PREFIX if i == 0 else f"{DAG_PREFIX}_{root.slug}"
+        dag_id = DAG_PREFIX if i == 0 and start in roots else f"{DAG_PREFIX}_{start.slug}"
         description = " -> ".join(t.job for t in members)
-        dags.append(AirflowDag(dag_id, root.schedule, description, tuple(members), spec.timezone))
+        dags.append(AirflowDag(dag_id, start.schedule, description, tuple(members), spec.timezone))
     return dags

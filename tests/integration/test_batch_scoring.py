@@ -136,3 +136,23 @@ def test_model_table_mismatch_is_refused(spark, champion_table: tuple[Settings, 
     table = lake.read_table(spark, settings).drop("age")
     with pytest.raises(ScoringError, match="needs column"):
         check_features(table, champion.features.columns, "the table", "1")
+
+
+def test_the_one_pass_scorer_keys_and_scores_like_the_reference(spark, champion_table: tuple[Settings, str]):
+    """The hash computed in the scoring pass gives with_customer_key's keys, and the Spark SQL encoding
+    scores every row like BankModel.predict on the raw rows."""
+    from lib.economics import CampaignEconomics
+    from lib.scoring import build_call_list, load_champion
+
+    settings, _ = champion_table
+    champion = load_champion(settings)
+    snapshot = lake.current_snapshot_id(spark, settings)
+    table = lake.read_table(spark, settings, snapshot_id=snapshot)
+    rows = table.count()
+    listed = build_call_list(spark, table, champion, snapshot, rows, 0.2, CampaignEconomics(5, 100)).toPandas()
+    assert sorted(listed["rank"]) == list(range(1, rows + 1))
+    keyed = with_customer_key(table).toPandas()
+    assert set(keyed["customer_key"]) == set(listed["customer_key"])
+    expected = keyed.assign(expected=champion.model.predict(None, keyed)["probability"].to_numpy())
+    merged = expected.merge(listed, on="customer_key")
+    assert len(merged) == rows and np.allclose(merged["expected"], merged["probability"], atol=1e-7)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lib.jobs import history, load_spec
-from lib.jobs.airflow import airflow_tasks
+from lib.jobs.airflow import airflow_dags, airflow_tasks
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.integration  # runs bash, the job runner and a Python job process
@@ -30,3 +30,23 @@ def test_ok_codes_count_as_success_in_airflow_too(tmp_path: Path, exit_code: int
     assert done.returncode == airflow_exit, done.stderr
     [run] = history(settings, limit=5)
     assert (run.job, run.trigger, run.status, run.exit_code) == ("Check", "airflow", status, exit_code)
+
+
+def test_the_nightly_dag_of_a_chained_job_runs_it_alone_into_the_history(tmp_path: Path):
+    """A job with depends_on and a schedule (Score Customers) gets a DAG of its own that skips its upstream."""
+    (tmp_path / "upstream.py").write_text("raise SystemExit('the nightly DAG must not run the upstream job')\n")
+    (tmp_path / "score.py").write_text("print('scored')\n")
+    spec_path = tmp_path / "jobs.yaml"
+    spec_path.write_text('{"jobs": [{"name": "Redeploy", "script": "upstream.py"}, {"name": "Score Customers", '
+                         '"script": "score.py", "depends_on": "Redeploy", "schedule": "30 3 * * *"}]}')  # fmt: skip
+    _, nightly = airflow_dags(load_spec(spec_path), python=sys.executable)
+    [task] = nightly.tasks
+    settings = make_settings(tmp_path)
+    env = {**os.environ, "PROJECT_ROOT": str(tmp_path), "PROJECT_OWNER": settings.user}
+    done = subprocess.run(["bash", "-c", task.bash_command], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    [run] = history(settings, limit=5)
+    assert (run.job, run.trigger, run.status) == ("Score Customers", "airflow", "succeeded")
+    shown = subprocess.run([sys.executable, "-m", "lib.jobs", "--spec", str(spec_path), "history"], env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert shown.returncode == 0 and "Score Customers" in shown.stdout, shown.stderr

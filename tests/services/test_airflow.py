@@ -100,6 +100,11 @@ def test_the_dag_imports_without_errors_in_airflow(project) -> None:
     assert json.loads(errors.stdout.strip().splitlines()[-1]) == []
     dags = run(env, str(AIRFLOW), "dags", "list", "--local", "--output", "json")
     assert DAG_ID in {d["dag_id"] for d in json.loads(dags.stdout.strip().splitlines()[-1])}
+    # the project's own jobs.yaml: Score Customers also has a nightly DAG of its own, on its cron
+    env = {**env, "JOBS_SPEC": str(PROJECT_ROOT / "jobs.yaml")}
+    dags = run(env, str(AIRFLOW), "dags", "list", "--local", "--output", "json")
+    listed = {d["dag_id"] for d in json.loads(dags.stdout.strip().splitlines()[-1])}
+    assert {DAG_ID, f"{DAG_ID}_score_customers"} <= listed
 
 
 def test_dags_test_runs_the_chain_on_the_stack_and_redeploys(project) -> None:

@@ -83,7 +83,7 @@ def test_dag_matches_jobs_yaml(monkeypatch: pytest.MonkeyPatch, layout: str):
     monkeypatch.delenv("JOBS_SPEC", raising=False)
     spec = load_spec(PROJECT_ROOT / "jobs.yaml")
     dags = load_dags(monkeypatch, layout)
-    assert list(dags) == [DAG_PREFIX]
+    assert sorted(dags) == [DAG_PREFIX, f"{DAG_PREFIX}_score_customers"]
     dag = dags[DAG_PREFIX]
     assert dag.kwargs["schedule"] is None and dag.kwargs["catchup"] is False
 
@@ -103,6 +103,37 @@ def test_dag_matches_jobs_yaml(monkeypatch: pytest.MonkeyPatch, layout: str):
     assert dag.tasks["score_customers"].upstream == {"redeploy_model"}
 
 
+def test_a_scheduled_job_inside_the_chain_gets_a_nightly_dag_of_its_own(monkeypatch: pytest.MonkeyPatch):
+    """Score Customers runs after Redeploy Model and, on its cron, alone: as `python -m lib.jobs schedule` runs it."""
+    monkeypatch.setenv("PROJECT_ROOT", str(PROJECT_ROOT))
+    monkeypatch.delenv("JOBS_SPEC", raising=False)
+    spec = load_spec(PROJECT_ROOT / "jobs.yaml")
+    job = spec.get("Score Customers")
+    assert job.depends_on == ("Redeploy Model",) and job.schedule
+    nightly = load_dags(monkeypatch)[f"{DAG_PREFIX}_score_customers"]
+    assert nightly.kwargs["schedule"] == job.schedule and nightly.kwargs["catchup"] is False
+    assert list(nightly.tasks) == ["score_customers"] and nightly.tasks["score_customers"].upstream == set()
+    command = nightly.tasks["score_customers"].bash_command
+    assert command.endswith("run 'Score Customers' --no-deps --trigger airflow")  # a row in lib.jobs history
+    # the scheduler fires the same job on the same cron, in the same timezone rule
+    assert [j.name for _, j in next_runs(spec, datetime(2026, 1, 10, tzinfo=timezone.utc))] == ["Score Customers"]
+
+
+def test_a_scheduled_job_keeps_its_dependents_in_its_own_dag():
+    spec = parse_spec(
+        {"jobs": [
+            {"name": "Extract", "script": "e.py"},
+            {"name": "Score", "script": "s.py", "depends_on": "Extract", "schedule": "0 4 * * *"},
+            {"name": "Report", "script": "r.py", "depends_on": "Score"},
+        ]},
+        path=Path("/srv/jobs.yaml"),
+    )  # fmt: skip
+    chain, nightly = airflow_dags(spec, python="python")
+    assert chain.dag_id == DAG_PREFIX and chain.schedule is None and len(chain.tasks) == 3
+    assert nightly.dag_id == f"{DAG_PREFIX}_score" and nightly.schedule == "0 4 * * *"
+    assert [(t.task_id, t.upstream) for t in nightly.tasks] == [("score", ()), ("report", ("score",))]
+
+
 def test_every_root_job_gets_its_own_scheduled_dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     text = (PROJECT_ROOT / "jobs.yaml").read_text()
     example = "\n".join(line.removeprefix("#") for line in text[text.index("#  - name:") :].splitlines())
@@ -111,7 +142,7 @@ def test_every_root_job_gets_its_own_scheduled_dag(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("JOBS_SPEC", str(spec_path))
     dags = load_dags(monkeypatch)
     nightly = f"{DAG_PREFIX}_nightly_monitoring_check"
-    assert sorted(dags) == [DAG_PREFIX, nightly]
+    assert sorted(dags) == sorted([DAG_PREFIX, f"{DAG_PREFIX}_score_customers", nightly])
     assert dags[nightly].kwargs["schedule"] == "0 2 * * *"
     assert list(dags[nightly].tasks) == ["nightly_monitoring_check"]
     command = dags[nightly].tasks["nightly_monitoring_check"].bash_command

@@ -55,3 +55,38 @@ def test_usage_errors_exit_64_before_any_work(argv: list[str]):
     with pytest.raises(SystemExit) as exc:
         load_script().main(argv)
     assert exc.value.code == 64
+
+
+def test_the_executor_side_scores_like_bank_model_and_imports_no_mlflow():
+    """lib.batch_worker on an encoded batch gives BankModel.predict's probabilities; it imports no MLflow or lib."""
+    import ast
+    import types
+
+    import numpy as np
+    import pandas as pd
+    import xgboost as xgb
+
+    from lib.batch_worker import ROW_HASH, partition_scorer
+    from lib.features import CATEGORIES, FeatureSet, encode_frame
+    from lib.model import BankModel
+
+    features = FeatureSet()
+    rng = np.random.default_rng(7)
+    raw = pd.DataFrame({c: rng.choice(CATEGORIES[c], 200) if c in CATEGORIES else rng.integers(0, 90, 200)
+                        for c in features.columns})  # fmt: skip
+    raw.loc[0, "job"] = "astronaut"  # unknown category: NaN in both encodings
+    matrix = encode_frame(raw, features)
+    booster = xgb.train({"max_depth": 3}, xgb.DMatrix(matrix, label=rng.integers(0, 2, 200)), num_boost_round=5)
+    model = BankModel()
+    model.booster, model.features, model.threshold = booster, features, 0.5
+
+    encoded = pd.DataFrame(matrix, columns=list(features.columns)).assign(**{ROW_HASH: [f"h{i}" for i in range(200)]})
+    shipped = types.SimpleNamespace(value=bytes(booster.save_raw("ubj")))  # what a Spark broadcast offers
+    [out] = list(partition_scorer(shipped, "t/1", features.columns)(iter([encoded])))
+    assert out[ROW_HASH].tolist() == encoded[ROW_HASH].tolist()
+    assert np.array_equal(out["probability"].to_numpy(), model.predict(None, raw)["probability"].to_numpy())
+
+    tree = ast.parse((PROJECT_ROOT / "lib" / "batch_worker.py").read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported <= {"__future__", "collections", "typing", "numpy", "pandas", "xgboost"}
