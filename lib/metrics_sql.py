@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger
+from sqlalchemy import BigInteger, literal_column
 from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -53,7 +53,9 @@ class EpochBucket(FunctionElement):
 
     def __init__(self, column: Any, seconds: int) -> None:
         self.seconds = int(seconds)
-        super().__init__(column)
+        # The width is a clause too, so it is part of SQLAlchemy's statement cache key: an attribute
+        # alone is not, and a second width would reuse the first one's compiled SQL.
+        super().__init__(column, literal_column(str(self.seconds)))
 
 
 @compiles(EpochBucket, "sqlite")

@@ -1,10 +1,12 @@
-"""The compiled forest (treelite + tl2cgen, built with gcc) gives XGBoost's probabilities within 1e-6,
-on real rows and on rows with unknown categories and missing values, for both kinds of categorical
-split; it is cached by the booster's hash; without a compiler the server keeps scoring with XGBoost."""
+"""The compiled forest (treelite + tl2cgen, built with gcc) gives XGBoost's probabilities within 1e-6
+on these small models (the server accepts up to `compiled.TOLERANCE`), on real rows and on rows with
+unknown categories and missing values, for both kinds of categorical split; it is cached by the
+booster's hash and built once; without a compiler the server keeps scoring with XGBoost."""
 
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -54,6 +56,25 @@ def test_the_compiled_library_is_cached_by_booster(bank_sample: pd.DataFrame, tm
     other = compiled.compile_forest(bytes(booster(bank_sample.head(3000)).save_raw("ubj")), FEATURES, tmp_path)
     assert other.libpath != first.libpath
     assert not list(tmp_path.glob(".build-*"))  # no half-built leftovers
+
+
+def test_the_same_model_served_twice_at_once_is_compiled_once(
+    bank_sample: pd.DataFrame, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """07 then two quick rollbacks start two compiles of one model: the second waits for the first."""
+    raw = bytes(booster(bank_sample.head(2000)).save_raw("ubj"))
+    builds = []
+    real_build = compiled._build
+
+    def counted(*args):
+        builds.append(args[1])
+        real_build(*args)
+
+    monkeypatch.setattr(compiled, "_build", counted)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        forests = list(pool.map(lambda _: compiled.compile_forest(raw, FEATURES, tmp_path), range(2)))
+    assert len(builds) == 1
+    assert forests[0].libpath == forests[1].libpath and forests[0].libpath.is_file()
 
 
 def test_without_a_compiler_the_holder_scores_with_xgboost(

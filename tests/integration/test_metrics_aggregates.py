@@ -72,6 +72,15 @@ def test_buckets_match_the_pandas_performance_table(filled: MetricsStore, second
     assert agg.loc[agg["model_version"] == "3", "accuracy"].isna().all()  # no labels yet: NaN, not 0
 
 
+def test_each_bucket_width_gets_its_own_sql(filled: MetricsStore) -> None:
+    """One engine, several widths one after the other (the Monitoring page's window selector)."""
+    for seconds in (1800, 10800, 1800, 7200):
+        starts = filled.aggregate(bucket_seconds=seconds)["bucket_start"].drop_duplicates()
+        steps = {int(d.total_seconds()) for d in starts.diff().dropna()}
+        assert steps and all(step % seconds == 0 for step in steps), (seconds, sorted(steps))
+        assert all(int(t.timestamp()) % seconds == 0 for t in starts)
+
+
 def test_a_time_range_and_a_version_filter_in_sql(filled: MetricsStore) -> None:
     start, end = T0 + timedelta(hours=2), T0 + timedelta(hours=7)
     agg = filled.aggregate(start=start, end=end, model_version="1", model_name="bank-promo-a")

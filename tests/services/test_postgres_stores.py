@@ -15,6 +15,7 @@ from tests.integration.test_metrics_aggregates import (  # noqa: F401 - collecte
     filled,
     test_a_time_range_and_a_version_filter_in_sql,
     test_buckets_match_the_pandas_performance_table,
+    test_each_bucket_width_gets_its_own_sql,
     test_empty_selection_and_bad_bucket,
     test_version_spans_are_the_deployments,
 )
