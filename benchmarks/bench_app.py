@@ -74,9 +74,6 @@ jobs:
 """
 
 
-Loader = Callable[[httpx.Client], tuple[float, list[int]]]
-
-
 def run_script(env: dict[str, str], script: str, *args: str) -> float:
     """Seconds one numbered script takes in the throwaway project root; exits on its failure."""
     start = time.perf_counter()
@@ -172,43 +169,59 @@ def start_app(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError(f"the app did not start; see {log}")
 
 
-def load_page(http: httpx.Client, page: str, calls: list[str]) -> tuple[float, list[int]]:
-    """Seconds for the HTML and then each API call the page makes on load (in order), and their status codes."""
-    t0 = time.perf_counter()
-    codes = [http.get(page).status_code]
+class Visit:
+    """One page load as a browser makes it: each request in order, with its status and seconds."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+        self.codes: list[int] = []
+        self.seconds: list[float] = []
+
+    def call(self, method: str, url: str, **kwargs: object) -> httpx.Response:
+        t0 = time.perf_counter()
+        answer = self.http.request(method, url, **kwargs)
+        self.seconds.append(time.perf_counter() - t0)
+        self.codes.append(answer.status_code)
+        return answer
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds)
+
+
+Loader = Callable[[Visit], None]
+
+
+def load_page(visit: Visit, page: str, calls: list[str]) -> None:
+    """The HTML and then each API call the page makes on load (in order)."""
+    visit.call("GET", page)
     for call in calls:
-        codes.append(http.get(call).status_code)
-    return time.perf_counter() - t0, codes
+        visit.call("GET", call)
 
 
-def load_explain(http: httpx.Client) -> tuple[float, list[int]]:
+def load_explain(visit: Visit) -> None:
     """What explain.js does on load: a page of held-out customers, then the first one scored and explained."""
-    t0 = time.perf_counter()
-    codes = [http.get("/explain").status_code]
-    answer = http.get("/api/explain/customers", params={"source": "holdout", "offset": 0, "limit": 100})
-    codes.append(answer.status_code)
+    visit.call("GET", "/explain")
+    answer = visit.call("GET", "/api/explain/customers", params={"source": "holdout", "offset": 0, "limit": 100})
     customers = answer.json().get("customers", []) if answer.status_code == 200 else []
     if customers:
         record = customers[0]["record"]
-        codes.append(http.post("/api/explain/score", json={"record": record, "baseline": record}).status_code)
-    return time.perf_counter() - t0, codes
+        visit.call("POST", "/api/explain/score", json={"record": record, "baseline": record})
 
 
-def load_models(http: httpx.Client) -> tuple[float, list[int]]:
+def load_models(visit: Visit) -> None:
     """What models.js does on load: server status, versions, the champion's economics; the test sample.
 
     The browser fetches the sample alongside the rest; here it comes last (a sum, not the overlap).
     """
-    t0 = time.perf_counter()
-    codes = [http.get("/models").status_code, http.get("/api/models/server").status_code]
-    answer = http.get("/api/models/versions")
-    codes.append(answer.status_code)
+    visit.call("GET", "/models")
+    visit.call("GET", "/api/models/server")
+    answer = visit.call("GET", "/api/models/versions")
     data = answer.json() if answer.status_code == 200 else {}
     start = data.get("aliases", {}).get("champion") or next((v["version"] for v in data.get("versions", [])), None)
     if start:
-        codes.append(http.get("/api/models/economics", params={"version": start}).status_code)
-    codes.append(http.get("/api/models/sample").status_code)
-    return time.perf_counter() - t0, codes
+        visit.call("GET", "/api/models/economics", params={"version": start})
+    visit.call("GET", "/api/models/sample")
 
 
 def page_calls(http: httpx.Client) -> dict[str, tuple[str, list[str]]]:
@@ -234,12 +247,19 @@ def app_session(env: dict[str, str], log: Path, settle: float) -> Iterator[httpx
 
 
 def time_page(name: str, loader: Loader, http: httpx.Client, repeats: int) -> tuple[dict[str, float], bool]:
-    """Cold (first) and warm (median of `repeats`) loads of one page; prints them; False if a call failed."""
-    cold, codes = loader(http)
-    warm = [loader(http)[0] for _ in range(repeats)]
-    print(f"  {name:22} cold {cold:6.3f} s  warm median {statistics.median(warm):6.3f} s  status {codes}",
-          flush=True)  # fmt: skip
-    return {"cold": cold, "warm": statistics.median(warm)}, all(code == 200 for code in codes)
+    """Cold (first) and warm (median of `repeats`) loads of one page; prints them, with the cold load's
+    seconds per request; False if a request did not answer 200."""
+    cold = Visit(http)
+    loader(cold)
+    warm = []
+    for _ in range(repeats):
+        visit = Visit(http)
+        loader(visit)
+        warm.append(visit.total)
+    per_call = ", ".join(f"{s:.2f}" for s in cold.seconds)
+    print(f"  {name:22} cold {cold.total:6.3f} s  warm median {statistics.median(warm):6.3f} s  "
+          f"status {cold.codes}  cold per request [{per_call}] s", flush=True)  # fmt: skip
+    return {"cold": cold.total, "warm": statistics.median(warm)}, all(code == 200 for code in cold.codes)
 
 
 def build_parser() -> ArgumentParser:
@@ -273,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     answered = True
     with app_session(env, root / "app.log", args.settle) as http:
         for name, (page, calls) in page_calls(http).items():
-            results[name], ok = time_page(name, lambda h, p=page, c=calls: load_page(h, p, c), http, args.repeats)
+            results[name], ok = time_page(name, lambda v, p=page, c=calls: load_page(v, p, c), http, args.repeats)
             answered &= ok
     for name, loader in (("Explain", load_explain), ("Models", load_models)):
         with app_session(env, root / f"app-{name.lower()}.log", args.settle) as http:
