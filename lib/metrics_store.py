@@ -43,6 +43,7 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
+    text,
 )
 from sqlalchemy.engine import make_url
 
@@ -122,6 +123,23 @@ def get_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+# Any constant: the PostgreSQL advisory lock under which one process at a time creates tables.
+_SCHEMA_LOCK_KEY = 0x62616E6B
+
+
+def create_tables(engine: Engine, tables: MetaData) -> None:
+    """Create the missing tables of `tables`, one process at a time on PostgreSQL.
+
+    Two processes creating one table at the same moment (two New Batch jobs on a fresh metrics
+    database) make PostgreSQL reject the second CREATE TABLE with a unique violation in its
+    catalog, `checkfirst` notwithstanding; a transaction-scoped advisory lock orders them.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        tables.create_all(conn, checkfirst=True)
+
+
 def to_utc_naive(value: datetime | str | float | None) -> datetime | None:
     """Timestamps are stored as naive UTC: aware values are converted, naive ones taken as UTC."""
     if value is None:
@@ -149,7 +167,7 @@ class MetricsStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = get_engine(url)
-        metadata.create_all(self.engine, checkfirst=True)
+        create_tables(self.engine, metadata)
 
     # --- writes ---------------------------------------------------------------------------------
 

@@ -60,10 +60,10 @@ class JobHistory:
     """The `job_runs` table in the metrics database (same store as the prediction log)."""
 
     def __init__(self, url: str) -> None:
-        from lib.metrics_store import get_engine
+        from lib.metrics_store import create_tables, get_engine
 
         self.engine = get_engine(url)
-        _metadata.create_all(self.engine, checkfirst=True)
+        create_tables(self.engine, _metadata)
 
     def start(self, job: Job, trigger: str, chain_id: str, log_path: Path, command: str) -> int:
         """Record a job as running and return its run id (the id `lib.jobs logs` takes)."""

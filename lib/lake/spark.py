@@ -151,9 +151,17 @@ def get_spark(settings: Settings | None = None, app_name: str = "bank-marketing"
 
 @contextmanager
 def spark_session(settings: Settings) -> Iterator[SparkSession]:
-    """A session for scripts: stopped on exit so the JVM does not outlive the command."""
+    """A session for scripts: stopped on exit so the JVM does not outlive the command.
+
+    A session that was already active in this process (a notebook's, a test's, a caller's) is
+    used and left running: it belongs to whoever started it.
+    """
+    from pyspark.sql import SparkSession
+
+    already = SparkSession.getActiveSession()
     spark = get_spark(settings)
     try:
         yield spark
     finally:
-        spark.stop()
+        if already is None:
+            spark.stop()

@@ -152,3 +152,10 @@ def test_snapshots_cli_starts_no_jvm(spark, sample_table, bank_sample: pd.DataFr
     assert [int(r[-2]) for r in rows] == [s.total_records for s in expected]
     assert int(current[0][1]) == expected[-1].snapshot_id
     assert str(expected[0].snapshot_id) in lines[2]
+
+
+def test_spark_session_leaves_a_session_it_did_not_start_running(spark, table_settings):
+    """A caller's (a notebook's, a test's) session is used by `spark_session` and not stopped by it."""
+    with lake.spark_session(table_settings) as inner:
+        assert inner is spark
+    assert spark.range(3).count() == 3

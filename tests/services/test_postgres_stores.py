@@ -46,3 +46,28 @@ def test_the_store_really_is_postgresql(store: MetricsStore) -> None:
     assert store.url.startswith("postgresql+psycopg://")
     assert store.engine.dialect.name == "postgresql"
     assert get_engine(store.url) is store.engine
+
+
+def test_processes_creating_the_tables_at_once_all_succeed(service_stack: ServiceStack) -> None:
+    """Two New Batch jobs on a fresh database both create `job_runs`: PostgreSQL's catalog must not
+    reject the second CREATE TABLE (a unique violation on pg_type, `checkfirst` notwithstanding)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import create_engine, inspect
+
+    from lib.jobs.history import job_runs
+    from lib.metrics_store import create_tables, metadata
+
+    url = stack.create_database(service_stack.root, f"metrics_{uuid.uuid4().hex[:12]}")
+
+    def create(_: int) -> None:
+        engine = create_engine(url)  # one engine per caller, as separate processes have
+        try:
+            create_tables(engine, metadata)
+            create_tables(engine, job_runs.metadata)
+        finally:
+            engine.dispose()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(create, range(6)))
+    assert {"predictions", "ground_truth", "job_runs"} <= set(inspect(get_engine(url)).get_table_names())
