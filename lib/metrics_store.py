@@ -12,13 +12,11 @@ and a separate writer process inserts them here in batches, flushing on shutdown
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import pandas as pd
@@ -26,7 +24,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
-    Engine,
     Float,
     Index,
     Integer,
@@ -36,17 +33,14 @@ from sqlalchemy import (
     Table,
     Text,
     case,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     literal_column,
     select,
-    text,
 )
-from sqlalchemy.engine import make_url
 
+from lib.database import create_tables, get_engine
 from lib.features import NUMERIC, RAW_COLUMNS, TARGET, TARGET_VALUES
 from lib.metrics import confusion_rates
 from lib.metrics_sql import AGGREGATE_COLUMNS, LATENCY_PERCENTILES, EpochBucket, interpolated_percentiles
@@ -97,47 +91,6 @@ class LogRow(Protocol):
     def as_db(self) -> dict[str, Any]:
         """The row as the predictions table's column values."""
         ...
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
-@functools.cache
-def get_engine(url: str) -> Engine:
-    """One pooled engine per URL for the process; SQLite gets WAL so readers never block the writer.
-
-    Shared by every table kept in the metrics database (prediction log, jobs history).
-    """
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
-# Any constant: the PostgreSQL advisory lock under which one process at a time creates tables.
-_SCHEMA_LOCK_KEY = 0x62616E6B
-
-
-def create_tables(engine: Engine, tables: MetaData) -> None:
-    """Create the missing tables of `tables`, one process at a time on PostgreSQL.
-
-    Two processes creating one table at the same moment (two New Batch jobs on a fresh metrics
-    database) make PostgreSQL reject the second CREATE TABLE with a unique violation in its
-    catalog, `checkfirst` notwithstanding; a transaction-scoped advisory lock orders them.
-    """
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
-        tables.create_all(conn, checkfirst=True)
 
 
 def to_utc_naive(value: datetime | str | float | None) -> datetime | None:

@@ -60,7 +60,7 @@ class JobHistory:
     """The `job_runs` table in the metrics database (same store as the prediction log)."""
 
     def __init__(self, url: str) -> None:
-        from lib.metrics_store import create_tables, get_engine
+        from lib.database import create_tables, get_engine
 
         self.engine = get_engine(url)
         create_tables(self.engine, _metadata)

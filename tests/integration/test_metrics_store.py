@@ -11,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from lib.database import get_engine
 from lib.metrics_store import (
     FEATURE_COLUMNS,
     LOG_COLUMNS,
     MetricsStore,
     MetricsStoreError,
-    get_engine,
     metadata,
     predictions,
 )

@@ -10,7 +10,8 @@ import uuid
 import pytest
 
 from lib import stack
-from lib.metrics_store import MetricsStore, get_engine
+from lib.database import get_engine
+from lib.metrics_store import MetricsStore
 from tests.integration.test_metrics_aggregates import (  # noqa: F401 - collected here again, on PostgreSQL
     filled,
     test_a_time_range_and_a_version_filter_in_sql,
@@ -55,8 +56,9 @@ def test_processes_creating_the_tables_at_once_all_succeed(service_stack: Servic
 
     from sqlalchemy import create_engine, inspect
 
+    from lib.database import create_tables
     from lib.jobs.history import job_runs
-    from lib.metrics_store import create_tables, metadata
+    from lib.metrics_store import metadata
 
     url = stack.create_database(service_stack.root, f"metrics_{uuid.uuid4().hex[:12]}")
 
