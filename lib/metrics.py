@@ -13,6 +13,11 @@ from collections.abc import Sequence
 import numpy as np
 
 DEFAULT_THRESHOLD = 0.5
+# Monitoring judges a model's answers at this threshold on the logged probability, as training and
+# the gate do, not at the cut-off the campaign serves: 10's profit cut-off (~0.05) calls half the
+# customers, so its 0/1 answers are "wrong" half the time by design and an accuracy alert would fire
+# for every champion. The served decisions are judged by the campaign's economics instead.
+QUALITY_THRESHOLD = DEFAULT_THRESHOLD
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss")
 DEFAULT_METRIC = "test_roc_auc"
 SPLITS = ("train", "test")

@@ -42,7 +42,7 @@ from sqlalchemy import (
 
 from lib.database import create_tables, get_engine
 from lib.features import NUMERIC, RAW_COLUMNS, TARGET, TARGET_VALUES
-from lib.metrics import confusion_rates
+from lib.metrics import QUALITY_THRESHOLD, confusion_rates
 from lib.metrics_sql import AGGREGATE_COLUMNS, LATENCY_PERCENTILES, EpochBucket, interpolated_percentiles
 
 log = logging.getLogger(__name__)
@@ -283,8 +283,9 @@ class MetricsStore:
         a dashboard over months of traffic transfers one row per bucket and version, never the log.
         Works on SQLite and PostgreSQL. Columns (AGGREGATE_COLUMNS): `bucket_start` (aware UTC;
         NaT without buckets), `model_version`, `requests`, `labeled`, confusion counts
-        `tp fp fn tn`, `positives`, `accuracy precision recall f1` from the counts
-        (`lib.metrics.confusion_rates`, NaN where undefined), `positive_rate` and
+        `tp fp fn tn` of the probability at `QUALITY_THRESHOLD` (as `performance.summarize`),
+        `accuracy precision recall f1` from the counts (`lib.metrics.confusion_rates`, NaN where
+        undefined), `positives` and `positive_rate` of the served answers, and
         `latency_p50_ms/p95/p99` (linear interpolation, as numpy's default percentile).
         Buckets start at multiples of `bucket_seconds` since the Unix epoch; empty ones are absent.
         """
@@ -304,6 +305,7 @@ class MetricsStore:
                 bucket,
                 p.c.model_version,
                 p.c.prediction,
+                p.c.probability,
                 p.c.latency_ms,
                 g.c.label,
                 func.row_number().over(partition_by=keys, order_by=p.c.latency_ms).label("rn"),
@@ -316,6 +318,7 @@ class MetricsStore:
         def count_if(condition: Any) -> Any:
             return func.sum(case((condition, 1), else_=0))
 
+        judged = r.probability >= QUALITY_THRESHOLD
         around = []
         for q in LATENCY_PERCENTILES:
             pos = (r.n - 1) * q
@@ -326,10 +329,10 @@ class MetricsStore:
             r.model_version,
             func.count(),
             func.count(r.label),
-            count_if((r.label == 1) & (r.prediction == 1)),
-            count_if((r.label == 0) & (r.prediction == 1)),
-            count_if((r.label == 1) & (r.prediction == 0)),
-            count_if((r.label == 0) & (r.prediction == 0)),
+            count_if((r.label == 1) & judged),
+            count_if((r.label == 0) & judged),
+            count_if((r.label == 1) & ~judged),
+            count_if((r.label == 0) & ~judged),
             func.sum(r.prediction),
             *around,
         ).group_by(*([r.bucket, r.model_version] if bucket_seconds else [r.model_version]))

@@ -14,6 +14,7 @@ import pandas as pd
 
 from lib.config import Settings
 from lib.fileio import atomic_path
+from lib.metrics import QUALITY_THRESHOLD
 from lib.monitoring.report import MonitoringReport
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def plot_quality(report: MonitoringReport, settings: Settings) -> Figure:
             ax.axhline(settings.alert_min_accuracy, color="red", linewidth=1, label="alert threshold")
         _mark_redeploys(ax, deploy, colors, label=True)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title(f"{metric} (labelled rows, per {report.freq})")
+        ax.set_title(f"{metric} at {QUALITY_THRESHOLD} (labelled rows, per {report.freq})")
         ax.legend(loc="lower left", fontsize=8)
     _finish_time_axes(fig, axes)
     return fig

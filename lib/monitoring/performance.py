@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from lib.metrics import classification_metrics
+from lib.metrics import QUALITY_THRESHOLD, classification_metrics
 from lib.monitoring import MonitoringError
 
 DEFAULT_FREQ = "1D"
@@ -38,14 +38,16 @@ def prepare_log(df: pd.DataFrame) -> pd.DataFrame:
 def summarize(df: pd.DataFrame) -> dict[str, float]:
     """All monitored numbers of one slice of the log: volume, quality on labelled rows, latency.
 
-    Quality comes from `lib.metrics.classification_metrics` on the logged 0/1 answers, so the
-    dashboard and MLflow share one zero-division rule (NaN where a metric is undefined).
+    Quality comes from `lib.metrics.classification_metrics` on the logged probability at
+    `QUALITY_THRESHOLD`, so live numbers compare with the run's test metrics whatever cut-off
+    serves, and share MLflow's zero-division rule (NaN where undefined). `positive_rate` is the
+    share of served 1s: how many customers the served cut-off says to call.
     """
     labelled = df[df["label"].notna()]
     metrics = classification_metrics(
         labelled["label"].astype(int),
         labelled["probability"].astype(float),
-        predictions=labelled["prediction"].astype(int),
+        threshold=QUALITY_THRESHOLD,
     )
     latency = df["latency_ms"].dropna().to_numpy(dtype=float) if "latency_ms" in df else np.array([])
     p50, p95, p99 = np.percentile(latency, [50, 95, 99]) if len(latency) else (math.nan,) * 3

@@ -12,7 +12,7 @@ from lib.config import load_settings
 from lib.monitoring import MonitoringError
 from lib.monitoring.alerts import FIRING, NO_DATA, OK, evaluate_alerts, format_alerts
 from lib.monitoring.drift import categorical_psi, drift_table, numeric_drift, psi
-from lib.monitoring.performance import deployments, performance_by_window, select_window
+from lib.monitoring.performance import deployments, performance_by_window, select_window, summarize
 from lib.profile import bin_counts, decile_edges
 
 SETTINGS = load_settings({"PROJECT_ROOT": "/tmp/unused", "PROJECT_OWNER": "test"})
@@ -243,6 +243,26 @@ def test_alerts_fire_on_low_accuracy_drift_and_latency() -> None:
     assert alerts["prediction_drift_psi"].status == FIRING
     assert alerts["p95_latency_ms"].status == FIRING and alerts["p95_latency_ms"].value == pytest.approx(80.0)
     assert "firing" in format_alerts(list(alerts.values()))
+
+
+def test_quality_is_judged_at_the_reference_threshold_not_the_served_cut_off() -> None:
+    # Served at a profit cut-off of 0.05: every answer is 1, so the served 0/1 answers are right
+    # only for the positives (accuracy 0.25). The model itself ranks well: at 0.5 it is right 3 of 4.
+    cut_off = log_frame(
+        [(h, "1", 1, q, lab, 5.0) for h, (q, lab) in enumerate([(0.9, 1), (0.3, 0), (0.2, 0), (0.6, 0)] * 5)]
+    )
+    summary = summarize(cut_off)
+    assert summary["accuracy"] == pytest.approx(0.75)
+    assert summary["precision"] == pytest.approx(0.5) and summary["recall"] == pytest.approx(1.0)
+    assert summary["positive_rate"] == 1.0  # the served cut-off's call rate
+    alerts = by_name(
+        evaluate_alerts(
+            cut_off,
+            None,
+            load_settings({"PROJECT_ROOT": "/tmp/unused", "PROJECT_OWNER": "t", "ALERT_MIN_ACCURACY": "0.7"}),
+        )
+    )
+    assert alerts["accuracy"].status == OK and alerts["accuracy"].value == pytest.approx(0.75)
 
 
 def test_alerts_report_no_data_without_labels_or_drift() -> None:

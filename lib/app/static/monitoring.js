@@ -92,7 +92,7 @@ const monitoring = {
       monitoring.layout(data, "Server latency p50 / p95", "ms", { shapes: [monitoring.threshold(t.max_p95_latency_ms)] }));
     monitoring.draw("chart-quality",
       byVersion("accuracy", { hover: "%{y:.3f} on %{customdata} labelled<extra>%{fullData.name}</extra>" }),
-      monitoring.layout(data, "Accuracy on labelled requests (labels arrive late)", "accuracy",
+      monitoring.layout(data, "Accuracy at 0.5 on labelled requests (labels arrive late)", "accuracy",
         { shapes: [monitoring.threshold(t.min_accuracy)] }));
 
     const drift = [...data.drift].filter((d) => d.psi !== null).reverse();
