@@ -12,6 +12,7 @@ loading process's `sys.path`.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -123,10 +124,16 @@ def pip_requirements() -> list[str]:
     entry is alternatives (the one installed is named), so a model trained on a Mac asks for
     xgboost, not xgboost-cpu.
     """
+    return list(_installed_pins())
+
+
+@functools.cache
+def _installed_pins() -> tuple[str, ...]:
+    """The pins, read once per process (every model of a grid logs the same ones)."""
     from importlib.metadata import version
 
     names = [installed_distribution(pkg) if isinstance(pkg, tuple) else pkg for pkg in PIP_REQUIREMENTS_PACKAGES]
-    return [f"{name}=={version(name)}" for name in names]
+    return tuple(f"{name}=={version(name)}" for name in names)
 
 
 def inference_code(out: Path) -> Path:
