@@ -17,6 +17,7 @@ Every variant uses a fresh MLflow SQLite store under a temp root.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 import zipfile
@@ -58,6 +59,11 @@ def tracked(data: DataSlice, grid: list[dict], features: FeatureSet, workers: in
     return result.seconds, time.process_time() - cpu, result.best.metrics["test_roc_auc"]
 
 
+def load_average() -> str:
+    """The 1/5/15-minute load averages: how busy the machine was while the variants ran."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
 def build_parser() -> ArgumentParser:
     """[--runs N] [--include-duration]; usage errors exit 64."""
     parser = ArgumentParser(description=__doc__.split("\n")[0])
@@ -73,6 +79,7 @@ def main() -> None:
     features = FeatureSet(include_duration=args.include_duration)
     cores = cpu_cores()
     print(f"{len(grid)} runs on {len(data.df):,} rows, {cores} cores, include_duration={features.include_duration}")
+    print(f"load average at start: {load_average()}  (other jobs on the machine inflate wall seconds, not CPU seconds)")
 
     seq, seq_cpu, auc_seq = tracked(data, grid, features, workers=1)
     par, par_cpu, auc_par = tracked(data, grid, features, workers=cores)
@@ -85,13 +92,19 @@ def main() -> None:
         (f"fit only, sequential {cores} threads", fit_seq, fit_seq_cpu, None),
         (f"fit only, parallel x{cores}", fit_par, fit_par_cpu, None),
     ]
-    print(f"\n{'variant':36} {'wall s':>7} {'vs baseline':>12} {'CPU s':>7} {'best test AUC':>14}")
+    header = f"{'wall s':>7} {'vs baseline':>12} {'CPU s':>7} {'CPU vs baseline':>16} {'best test AUC':>14}"
+    print(f"\n{'variant':36} {header}")
     for name, seconds, cpu, auc in rows:
         score = "" if auc is None else f"{auc:.4f}"
-        print(f"{name:36} {seconds:7.1f} {seq / seconds:11.2f}x {cpu:7.1f} {score:>14}")
+        print(f"{name:36} {seconds:7.1f} {seq / seconds:11.2f}x {cpu:7.1f} {cpu / seq_cpu:15.2f}x {score:>14}")
     print(f"\nMLflow logging (params, metrics, dataset, model, importance, profile, figures): "
           f"{par_cpu - fit_par_cpu:.1f} CPU s for {len(grid)} runs, "
           f"{(par_cpu - fit_par_cpu) / len(grid):.2f} s per run, overlapped with training")  # fmt: skip
+    print(
+        f"parallel x{cores} (03_train.py): {par:.1f} s wall, {par_cpu:.1f} CPU s "
+        f"(CPU s / {cores} cores = {par_cpu / cores:.1f} s: the wall time on {cores} otherwise idle cores at best)"
+    )
+    print(f"load average at end: {load_average()}")
     print(f"budget: 12-run grid incl. logging <= 60 s on {cores} cores -> parallel took {par:.1f} s wall")
 
 

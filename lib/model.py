@@ -12,6 +12,7 @@ loading process's `sys.path`.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -123,10 +124,16 @@ def pip_requirements() -> list[str]:
     entry is alternatives (the one installed is named), so a model trained on a Mac asks for
     xgboost, not xgboost-cpu.
     """
+    return list(_installed_pins())
+
+
+@functools.cache
+def _installed_pins() -> tuple[str, ...]:
+    """The pins, read once per process (every model of a grid logs the same ones)."""
     from importlib.metadata import version
 
     names = [installed_distribution(pkg) if isinstance(pkg, tuple) else pkg for pkg in PIP_REQUIREMENTS_PACKAGES]
-    return [f"{name}=={version(name)}" for name in names]
+    return tuple(f"{name}=={version(name)}" for name in names)
 
 
 def inference_code(out: Path) -> Path:
@@ -151,18 +158,20 @@ def log_bank_model(
     """Log the booster + encoding as a pyfunc in the active run; servable by `mlflow models serve`.
 
     `signature` is inferred from the model's answer to `input_example` unless given: the runs of a
-    grid share it (same inputs, same output columns), so a grid infers it once.
+    grid share it (same inputs, same output columns), so a grid infers it once. The pickled
+    `python_model` is an empty `BankModel`: `load_context` loads the booster from the artifacts
+    on every load, so a loaded one would store (and pickle, and unpickle) the booster twice.
     """
     from mlflow.models import infer_signature
 
     artifacts = save_artifacts(booster, features, threshold, workdir)
-    model = BankModel()
-    model.load(Path(artifacts["booster"]), Path(artifacts["feature_spec"]))
     if signature is None:
+        model = BankModel()
+        model.load(Path(artifacts["booster"]), Path(artifacts["feature_spec"]))
         signature = infer_signature(input_example, model.predict(None, input_example))
     return mlflow.pyfunc.log_model(
         name=name,
-        python_model=model,
+        python_model=BankModel(),
         artifacts=artifacts,
         code_paths=[str(inference_code(workdir / "code"))],
         signature=signature,

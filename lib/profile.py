@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,21 @@ class DataProfile:
             "categorical": self.categorical,
             "prediction": prediction,
         }
+
+    def json_with_prediction(self, proba: np.ndarray | None) -> str:
+        """`with_prediction(proba)` as the JSON text `mlflow.log_dict` writes (indent 2), in far less time.
+
+        The data part (tens of thousands of sampled values) is the same for every run of a grid:
+        it is encoded once and each run's prediction part is spliced in, giving the same text as
+        encoding the whole profile per run.
+        """
+        prediction = json.dumps(self.with_prediction(proba)["prediction"], indent=2, default=str)
+        return self._json_head + prediction.replace("\n", "\n  ") + "\n}"
+
+    @cached_property
+    def _json_head(self) -> str:
+        """The profile's JSON text up to the value of its last key, "prediction"."""
+        return json.dumps(self.with_prediction(None), indent=2, default=str).removesuffix("null\n}")
 
 
 def profile_data(df: pd.DataFrame, features: FeatureSet) -> DataProfile:

@@ -136,5 +136,5 @@ def log_run(prep: Prepared, fitted: Fitted, experiment_id: str, shared: GridShar
         shared.signature = info.signature
         mlflow.log_metrics(metrics, model_id=info.model_id)
         mlflow.log_text(importance(fitted.booster, prep.features).to_csv(index=False), IMPORTANCE_ARTIFACT)
-        mlflow.log_dict(shared.profile.with_prediction(fitted.proba_test), PROFILE_ARTIFACT)
+        mlflow.log_text(shared.profile.json_with_prediction(fitted.proba_test), PROFILE_ARTIFACT)
     return RunResult(run_id=run.info.run_id, params={k: str(v) for k, v in params.items()}, metrics=metrics)

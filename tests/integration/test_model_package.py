@@ -16,7 +16,7 @@ import xgboost as xgb
 
 from lib.config import Settings
 from lib.features import TARGET, FeatureSet, encode_frame, input_example, labels_to_int
-from lib.model import INFERENCE_MODULES, log_bank_model
+from lib.model import BOOSTER_FILE, INFERENCE_MODULES, log_bank_model
 from lib.tracking import ensure_experiment
 
 pytestmark = pytest.mark.integration
@@ -73,6 +73,18 @@ def model_dir(settings: Settings, bank_sample: pd.DataFrame, tmp_path_factory: p
 def test_the_model_ships_only_the_inference_modules(model_dir: Path) -> None:
     shipped = sorted(p.relative_to(model_dir / "code").as_posix() for p in (model_dir / "code").rglob("*.py"))
     assert shipped == sorted(f"lib/{name}" for name in INFERENCE_MODULES)
+
+
+def test_the_booster_is_stored_once_and_loaded_from_the_artifacts(model_dir: Path, bank_sample: pd.DataFrame) -> None:
+    """The pickled python_model is an empty BankModel (no second copy of the booster); loading the
+    model fills it from the logged artifacts."""
+    assert (model_dir / "python_model.pkl").stat().st_size < 10_000
+    model = mlflow.pyfunc.load_model(str(model_dir)).unwrap_python_model()
+    booster = xgb.Booster()
+    booster.load_model(model_dir / "artifacts" / BOOSTER_FILE)
+    rows = bank_sample.drop(columns=[TARGET]).head(50)
+    expected = booster.inplace_predict(encode_frame(rows, FeatureSet()), validate_features=False)
+    np.testing.assert_array_equal(model.predict(None, rows)["probability"].to_numpy(), expected.astype(np.float64))
 
 
 @pytest.mark.slow

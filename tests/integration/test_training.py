@@ -19,9 +19,10 @@ from lib.features import RAW_COLUMNS, TARGET, FeatureSet, labels_to_int, pandas_
 from lib.metrics import METRIC_NAMES, RUN_METRIC_KEYS, classification_metrics
 from lib.profile import PROFILE_ARTIFACT, ProfileError, load_profile
 from lib.tracking import configure_mlflow, ensure_experiment
-from lib.training.data import load_training_data, split
+from lib.training.data import DataSlice, load_training_data, split
 from lib.training.errors import TrainingError
 from lib.training.figures import FIGURES
+from lib.training.fit import fit_booster, prepare_data
 from lib.training.grid import DEFAULT_GRID, first_runs, load_grid
 from lib.training.results import best_run
 from lib.training.runs import IMPORTANCE_ARTIFACT
@@ -207,6 +208,24 @@ def test_a_run_with_an_undefined_metric_is_logged_with_its_model(table_settings:
         output_format="list",
     )  # fmt: skip
     assert {m.key for m in model.metrics} >= set(RUN_METRIC_KEYS)
+
+
+def test_kept_probabilities_are_the_cut_boosters_and_shared_matrices_change_nothing(bank_sample: pd.DataFrame) -> None:
+    """The train metrics use the probabilities early stopping kept at the best round (the booster's
+    prediction cache): they must be bit for bit the cut booster's predictions on the training rows,
+    and a booster fitted on the pool's reused matrices must be byte-identical to one on new ones."""
+    data = DataSlice(df=bank_sample, table="t.bank", snapshot_id=1, parent_id=None, committed_at=None, mode="full")
+    grid = [{"max_depth": 3, "learning_rate": 0.3, "alpha": 1.0, "num_boost_round": 60, "early_stopping_rounds": 5},
+            {"max_depth": 5, "learning_rate": 0.1, "num_boost_round": 80, "early_stopping_rounds": 10}]  # fmt: skip
+    prep = prepare_data(data, FeatureSet(), DEFAULT_SEED)
+    fitted = [fit_booster(prep, entry, nthread=1) for entry in grid]  # the second run reuses the first's matrices
+    fresh = fit_booster(prepare_data(data, FeatureSet(), DEFAULT_SEED), grid[1], nthread=1)
+    assert bytes(fresh.booster.save_raw("ubj")) == bytes(fitted[1].booster.save_raw("ubj"))
+    for run in fitted:
+        assert run.booster.num_boosted_rounds() == run.best_iteration + 1 < run.params["num_boost_round"]
+        predicted = run.booster.inplace_predict(prep.x_train, validate_features=False)
+        assert predicted.dtype == run.proba_train.dtype and np.array_equal(predicted, run.proba_train)
+        np.testing.assert_array_equal(run.proba_test, run.booster.inplace_predict(prep.x_test))
 
 
 def test_default_grid_is_the_explicit_twelve_runs_and_sizes_are_explicit() -> None:

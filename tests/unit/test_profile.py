@@ -17,6 +17,7 @@ from lib.profile import (
     bin_counts,
     build_profile,
     decile_edges,
+    profile_data,
 )
 
 
@@ -34,6 +35,14 @@ def test_profile_structure(bank_sample: pd.DataFrame, proba: np.ndarray) -> None
     assert set(profile["categorical"]) == set(fs.categorical)
     assert profile["prediction"]["edges"] == PREDICTION_EDGES
     assert json.loads(json.dumps(profile)) == profile  # plain JSON types only
+
+
+def test_profile_json_is_what_log_dict_writes(bank_sample: pd.DataFrame, proba: np.ndarray) -> None:
+    """Runs log the profile's text with the data part encoded once per grid: the same text as
+    `mlflow.log_dict` writes (json.dump, indent 2) for the whole profile."""
+    data = profile_data(bank_sample, FeatureSet())
+    for p in (proba, proba[:7], None):
+        assert data.json_with_prediction(p) == json.dumps(data.with_prediction(p), indent=2, default=str)
 
 
 def test_counts_sum_to_rows_and_edges_increase(bank_sample: pd.DataFrame, proba: np.ndarray) -> None:
