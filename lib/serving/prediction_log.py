@@ -77,9 +77,10 @@ class PredictionBatch(NamedTuple):
     model_version: str
     latency_ms: float
     uuids: list[str]
-    features: list[Mapping[str, Any]]
+    features: list[Any]  # per row a mapping of its raw features, or its values in `columns` order
     probabilities: list[float]
     predictions: list[int]
+    columns: tuple[str, ...] | None = None  # the feature names when `features` holds value rows
 
 
 Item = PredictionBatch | Sequence[PredictionRow]
@@ -129,6 +130,14 @@ def db_rows(items: Sequence[Item]) -> list[tuple[Any, ...]]:
         if isinstance(item, PredictionBatch):
             ts, event = to_utc_naive(item.ts), to_utc_naive(item.event_ts)
             name, version, latency = item.model_name, item.model_version, float(item.latency_ms)
+            names = item.columns
+            if names is not None:  # value rows: a dict per row for its JSON text, here off the server's GIL
+                out.extend(
+                    (u, ts, event, name, version, features_json(dict(zip(names, f, strict=True))), float(p), int(y),
+                     latency)
+                    for u, f, p, y in zip(item.uuids, item.features, item.probabilities, item.predictions, strict=True)
+                )  # fmt: skip
+                continue
             out.extend(
                 (u, ts, event, name, version, features_json(f), float(p), int(y), latency)
                 for u, f, p, y in zip(item.uuids, item.features, item.probabilities, item.predictions, strict=True)

@@ -18,6 +18,7 @@ import numpy as np
 
 from lib.features import TARGET
 from lib.serving import schemas
+from lib.serving.columnar import Accepted
 from lib.serving.loader import LoadedModel
 from lib.serving.prediction_log import PredictionBatch, PredictionWriter
 from lib.serving.prometheus import Metrics
@@ -102,22 +103,32 @@ class Scorer:
         ids = self.log(loaded, without_target(prepared.records), prepared.proba, prepared.pred, event_time, t0)
         return Scored(ids, prepared.proba, prepared.pred)
 
+    def score_accepted(self, loaded: LoadedModel, accepted: Accepted, *, t0: float) -> Scored:
+        """Score and log a body `BodyChecker` took in full (its matrix is already encoded)."""
+        proba, pred = loaded.predict_matrix(accepted.matrix)
+        ids = self.log(loaded, accepted.rows, proba, pred, accepted.event_time, t0, columns=accepted.names)
+        return Scored(ids, proba, pred)
+
     def log(
         self,
         loaded: LoadedModel,
-        records: list[dict[str, Any]],
+        records: list[Any],
         proba: np.ndarray,
         pred: np.ndarray,
         event_time: datetime | None,
         t0: float,
+        columns: tuple[str, ...] | None = None,
     ) -> list[str]:
-        """Hand the scored rows to the prediction-log writer and count them; returns their new uuids."""
+        """Hand the scored rows to the prediction-log writer and count them; returns their new uuids.
+
+        `records` are feature dicts, or value rows in `columns` order.
+        """
         now = time.time()
         latency = (time.perf_counter() - t0) * 1000.0
         event = event_time if event_time is not None else now
         ids = uuid7_strings(len(records))
         batch = PredictionBatch(
-            now, event, loaded.name, loaded.version, latency, ids, records, proba.tolist(), pred.tolist()
+            now, event, loaded.name, loaded.version, latency, ids, records, proba.tolist(), pred.tolist(), columns
         )
         self.writer.submit(batch)
         self.metrics.predictions.labels(loaded.version).inc(len(records))
