@@ -58,7 +58,6 @@ class BodyChecker:
         self.model = frozenset(features.columns)
         # pydantic's record model gives the fields in RAW_COLUMNS order: the log keeps them so
         self.order = tuple(c for c in RAW_COLUMNS if c in self.model)
-        self.row_of = itemgetter(*self.order)
         self.codes = {
             c: {v: float(i) for i, v in enumerate(CATEGORIES[c])} for c in features.columns if c in CATEGORIES
         }  # as lib.features encodes them
@@ -67,6 +66,8 @@ class BodyChecker:
 
     def _matrix(self, columns: dict[str, Any], n: int, max_length: int | None) -> np.ndarray | None:
         """The encoded matrix (as `encode_records`), or None unless every value is a valid one."""
+        if n == 1:
+            return self._row(columns, max_length)
         out = np.empty((n, len(self.columns)), dtype=np.float32)
         for j, col in enumerate(self.columns):
             values = columns[col]
@@ -82,6 +83,23 @@ class BodyChecker:
                     return None
                 out[:, j] = values
         return out
+
+    def _row(self, columns: dict[str, Any], max_length: int | None) -> np.ndarray | None:
+        """`_matrix` for one row, value by value: numpy's per-column calls cost more than one row's work."""
+        out = []
+        for col in self.columns:
+            [value] = columns[col]
+            codes = self.codes.get(col)
+            if codes is not None:
+                if type(value) is not str or (max_length is not None and len(value) > max_length):
+                    return None
+                out.append(codes.get(value, math.nan))
+            else:
+                lo, hi = self.ranges[col]
+                if type(value) is not int or not lo <= value <= hi:
+                    return None
+                out.append(value)
+        return np.array([out], dtype=np.float32)
 
     def invocations(self, data: Any) -> Accepted | None:
         """`{"dataframe_split": {"columns": [...], "data": [[...], ...]}}` (with an optional accessKey)."""
@@ -118,7 +136,7 @@ class BodyChecker:
         return Accepted(matrix, logged, rows, None)
 
     def predict(self, data: Any) -> Accepted | None:
-        """`{"request": record or [records]}` whose records hold exactly the model's fields."""
+        """`{"request": record or [records]}` whose records all hold the same fields."""
         if type(data) is not dict or not _PREDICT_KEYS.issuperset(data) or not _key_text(data):
             return None
         request = data.get("request")
@@ -128,17 +146,38 @@ class BodyChecker:
             records = request
         else:
             return None
-        if set(map(len, records)) != {len(self.order)} or not all(map(self.model.issuperset, records)):
-            return None
+        fields = records[0].keys()
+        if (
+            not self.raw.issuperset(fields)
+            or not self.model.issubset(fields)
+            or set(map(len, records)) != {len(fields)}
+            or not all(map(fields.__eq__, map(dict.keys, records)))
+        ):
+            return None  # every record with the same fields, all raw columns, the model's among them
         event_time = data.get("event_time")
         if event_time is not None:
             try:
                 event_time = self.event_time.validate_python(event_time)
             except ValidationError:
                 return None
-        columns = {col: list(map(itemgetter(col), records)) for col in self.columns}
+        columns = {col: list(map(itemgetter(col), records)) for col in fields}
+        if len(fields) != len(self.columns) and not all(self._optional(col, columns[col]) for col in fields):
+            return None
         matrix = self._matrix(columns, len(records), MAX_CATEGORY_LENGTH)
         if matrix is None:
             return None
-        rows = list(map(self.row_of, records)) if len(self.order) > 1 else [(r[self.order[0]],) for r in records]
-        return Accepted(matrix, self.order, rows, event_time)
+        names = self.order if len(fields) == len(self.columns) else tuple(c for c in RAW_COLUMNS if c in fields)
+        names = tuple(c for c in names if c != TARGET)
+        rows = list(map(itemgetter(*names), records)) if len(names) > 1 else [(r[names[0]],) for r in records]
+        return Accepted(matrix, names, rows, event_time)
+
+    def _optional(self, col: str, values: list[Any]) -> bool:
+        """A column of /predict's record model that the model does not use holds valid values only."""
+        if col in self.model:
+            return True
+        if col == TARGET:
+            return set(map(type, values)) == {str} and set(values) <= {"yes", "no"}
+        if col in CATEGORIES:
+            return set(map(type, values)) == {str} and max(map(len, values)) <= MAX_CATEGORY_LENGTH
+        lo, hi = NUMERIC_RANGES[col]
+        return set(map(type, values)) == {int} and lo <= min(values) and max(values) <= hi

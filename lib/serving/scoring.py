@@ -131,5 +131,5 @@ class Scorer:
             now, event, loaded.name, loaded.version, latency, ids, records, proba.tolist(), pred.tolist(), columns
         )
         self.writer.submit(batch)
-        self.metrics.predictions.labels(loaded.version).inc(len(records))
+        self.metrics.scored(loaded.version, len(records))
         return ids

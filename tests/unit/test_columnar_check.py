@@ -28,7 +28,8 @@ def records_variants() -> list[list[dict[str, Any]]]:
     many = [{**RECORD, "age": 20 + i, "job": "unknown-job" if i == 2 else "admin."} for i in range(4)]
     out = [[RECORD], many, [dict(reversed(RECORD.items()))], [{**RECORD, "y": "yes"}], [{**RECORD, "duration": 99}],
            [{**RECORD, "y": "maybe"}], [{k: v for k, v in RECORD.items() if k != "age"}], [{**RECORD, "nope": 1}],
-           [RECORD] * (MAX_BATCH + 1)]  # fmt: skip
+           [RECORD] * (MAX_BATCH + 1), [RECORD, {**RECORD, "duration": 5}], [{**RECORD, "y": [1]}],
+           [{**RECORD, "duration": 5, "y": "no"}] * 3]  # fmt: skip
     out += [[RECORD, {**RECORD, col: value}] for col, value in itertools.product(("age", "pdays", "job"), VALUES)]
     out += [[{**RECORD, "duration": value}] for value in VALUES]
     return out
