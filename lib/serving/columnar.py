@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -61,41 +61,52 @@ class BodyChecker:
         self.codes = {
             c: {v: float(i) for i, v in enumerate(CATEGORIES[c])} for c in features.columns if c in CATEGORIES
         }  # as lib.features encodes them
-        self.ranges = {c: NUMERIC_RANGES[c] for c in features.columns if c not in CATEGORIES}
+        self.numeric = [c for c in features.columns if c not in CATEGORIES]
+        self.numeric_at = [features.columns.index(c) for c in self.numeric]
+        self.lows = np.array([NUMERIC_RANGES[c][0] for c in self.numeric], dtype=np.int64)
+        self.highs = np.array([NUMERIC_RANGES[c][1] for c in self.numeric], dtype=np.int64)
+        self.categorical = [c for c in features.columns if c in CATEGORIES]
+        self.categorical_at = [features.columns.index(c) for c in self.categorical]
+        self.spec = [(c, self.codes.get(c), *NUMERIC_RANGES.get(c, (0, 0))) for c in features.columns]
         self.event_time = TypeAdapter(EventTime)
 
     def _matrix(self, columns: dict[str, Any], n: int, max_length: int | None) -> np.ndarray | None:
         """The encoded matrix (as `encode_records`), or None unless every value is a valid one."""
         if n == 1:
             return self._row(columns, max_length)
+        numeric = [columns[c] for c in self.numeric]
+        if set(map(type, chain.from_iterable(numeric))) != {int}:
+            return None
+        try:
+            values = np.array(numeric, dtype=np.int64)
+        except OverflowError:
+            return None
+        if (values.min(axis=1) < self.lows).any() or (values.max(axis=1) > self.highs).any():
+            return None
+        texts = [columns[c] for c in self.categorical]
+        if set(map(type, chain.from_iterable(texts))) != {str}:
+            return None
+        if max_length is not None and max(map(len, chain.from_iterable(texts))) > max_length:
+            return None
         out = np.empty((n, len(self.columns)), dtype=np.float32)
-        for j, col in enumerate(self.columns):
-            values = columns[col]
-            kinds = set(map(type, values))
-            codes = self.codes.get(col)
-            if codes is not None:
-                if kinds != {str} or (max_length is not None and max(map(len, values)) > max_length):
-                    return None
-                out[:, j] = list(map(codes.get, values, repeat(math.nan, n)))
-            else:
-                lo, hi = self.ranges[col]
-                if kinds != {int} or min(values) < lo or max(values) > hi:
-                    return None
-                out[:, j] = values
+        out[:, self.numeric_at] = values.T
+        nan = repeat(math.nan)
+        out[:, self.categorical_at] = np.array(
+            [list(map(self.codes[c].get, col, nan)) for c, col in zip(self.categorical, texts, strict=True)],
+            dtype=np.float32,
+        ).T
         return out
 
     def _row(self, columns: dict[str, Any], max_length: int | None) -> np.ndarray | None:
         """`_matrix` for one row, value by value: numpy's per-column calls cost more than one row's work."""
         out = []
-        for col in self.columns:
+        for col, codes, lo, hi in self.spec:
             [value] = columns[col]
-            codes = self.codes.get(col)
             if codes is not None:
                 if type(value) is not str or (max_length is not None and len(value) > max_length):
                     return None
                 out.append(codes.get(value, math.nan))
             else:
-                lo, hi = self.ranges[col]
                 if type(value) is not int or not lo <= value <= hi:
                     return None
                 out.append(value)
