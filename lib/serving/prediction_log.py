@@ -151,7 +151,8 @@ def db_rows(items: Sequence[Item]) -> list[tuple[Any, ...]]:
     out: list[tuple[Any, ...]] = []
     for item in items:
         if isinstance(item, PredictionBatch):
-            ts, event = to_utc_naive(item.ts), to_utc_naive(item.event_ts)
+            ts = to_utc_naive(item.ts)
+            event = ts if item.event_ts == item.ts else to_utc_naive(item.event_ts)  # no event time sent
             name, version, latency = item.model_name, item.model_version, float(item.latency_ms)
             if item.columns is not None:  # value rows: their JSON text is made here, off the server's GIL
                 n = len(item.uuids)
