@@ -7,9 +7,9 @@ admin need the access key (as CML's "Enable Authentication") unless the server r
 
 `create_app` only wires the parts together: the routers (`lib.serving.routes`), the dependencies
 they reach the served model through (`deps`), the scoring path (`scoring`), the prediction-log
-writer (`prediction_log`), metrics (`prometheus`), the ASGI layers (`middleware`, and `fastpath`
-for valid scoring requests), error bodies (`errors`) and the OpenAPI document and docs pages
-(`openapi`).
+writer (`prediction_log`), metrics (`prometheus`), the ASGI layers (`middleware`, and in front of
+them `fastpath` with `columnar` for valid scoring requests), error bodies (`errors`) and the
+OpenAPI document and docs pages (`openapi`).
 """
 
 from __future__ import annotations
@@ -99,7 +99,6 @@ def create_app(
     install_openapi(app, key_hint=str(settings.access_key_file))
     install_docs(app)
     metrics.label_routes(route.path for route in app.routes)  # type: ignore[attr-defined]
-    app.add_middleware(FastPathMiddleware, root=app, body=body)  # inside the guard: key and size checked first
     app.add_middleware(
         GuardMiddleware,
         max_body_bytes=settings.max_body_bytes,
@@ -107,4 +106,14 @@ def create_app(
         key_hint=str(settings.access_key_file),
     )
     app.add_middleware(ObserveMiddleware, metrics=metrics)
+    app.add_middleware(  # outermost: what it does not answer in full goes through the two layers above
+        FastPathMiddleware,
+        root=app,
+        body=body,
+        features=holder.current.features,
+        max_batch=settings.max_batch_records,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        access_key=access_key,
+    )
     return app

@@ -75,6 +75,14 @@ class LoadedModel:
         proba = self.forest.proba(encode_records(records, self.features))
         return proba, (proba >= self.threshold).astype(np.int64)
 
+    def predict_matrix(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The same for rows already encoded (`lib.serving.columnar`): what `encode_records` gives."""
+        if self.forest is None:
+            proba = self.model.booster.inplace_predict(matrix, validate_features=False)
+        else:
+            proba = self.forest.proba(matrix)
+        return proba, (proba >= self.threshold).astype(np.int64)
+
 
 # What a failed reload can raise while the registry or artifact store is briefly unavailable or a
 # version is unusable; the watcher logs it and keeps serving, anything else is a bug and ends the thread.

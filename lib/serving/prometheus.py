@@ -25,6 +25,7 @@ class Metrics:
         self.holder = holder
         self.routes: frozenset[str] = frozenset()
         self._children: dict[tuple[str, int, str], tuple[Any, Any, Any]] = {}
+        self._scored: dict[str, Any] = {}
         self.requests = Counter(
             "bank_model_requests",
             "HTTP requests",
@@ -83,6 +84,13 @@ class Metrics:
         """The served version for metric labels, "none" before a model is loaded."""
         current = self.holder.current
         return current.version if current is not None else "none"
+
+    def scored(self, version: str, records: int) -> None:
+        """Count scored records; the version's child is cached (labels() costs more than inc())."""
+        child = self._scored.get(version)
+        if child is None:
+            child = self._scored[version] = self.predictions.labels(version)
+        child.inc(records)
 
     def observe(self, path: str, status: int, seconds: float) -> None:
         """Record one response; label children are cached (labels() costs more than inc())."""

@@ -18,6 +18,7 @@ import numpy as np
 
 from lib.features import TARGET
 from lib.serving import schemas
+from lib.serving.columnar import Accepted
 from lib.serving.loader import LoadedModel
 from lib.serving.prediction_log import PredictionBatch, PredictionWriter
 from lib.serving.prometheus import Metrics
@@ -35,17 +36,22 @@ class Scored:
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
-def uuid4_strings(n: int) -> list[str]:
-    """`n` random RFC 4122 version-4 uuids as text, from one `os.urandom` call.
+def uuid7_strings(n: int, now_ns: int | None = None) -> list[str]:
+    """`n` RFC 9562 version-7 uuids as text: a millisecond timestamp, then 74 random bits.
 
-    The same 122 random bits per uuid as `str(uuid.uuid4())` at a fifth of its cost, which
-    counts once per row of a 100-record batch.
+    Why not version 4: the prediction log's primary key is this text, and a random key puts every
+    insert at a random place of its B-tree (about 15 µs a row in SQLite once the log outgrows the
+    page cache, against 6 µs for keys that grow with time). The ids stay unique and opaque to
+    clients; from one `os.urandom` call.
     """
-    hexed = os.urandom(16 * n).hex()
+    ms = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
+    stamp = f"{ms & 0xFFFFFFFFFFFF:012x}"
+    head = f"{stamp[:8]}-{stamp[8:]}-7"
+    hexed = os.urandom(10 * n).hex()
     out = []
-    for i in range(0, 32 * n, 32):
-        h = hexed[i : i + 32]
-        out.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}")
+    for i in range(0, 20 * n, 20):
+        h = hexed[i : i + 20]
+        out.append(f"{head}{h[:3]}-{_VARIANT[h[3]]}{h[4:7]}-{h[7:19]}")
     return out
 
 
@@ -97,23 +103,33 @@ class Scorer:
         ids = self.log(loaded, without_target(prepared.records), prepared.proba, prepared.pred, event_time, t0)
         return Scored(ids, prepared.proba, prepared.pred)
 
+    def score_accepted(self, loaded: LoadedModel, accepted: Accepted, *, t0: float) -> Scored:
+        """Score and log a body `BodyChecker` took in full (its matrix is already encoded)."""
+        proba, pred = loaded.predict_matrix(accepted.matrix)
+        ids = self.log(loaded, accepted.rows, proba, pred, accepted.event_time, t0, columns=accepted.names)
+        return Scored(ids, proba, pred)
+
     def log(
         self,
         loaded: LoadedModel,
-        records: list[dict[str, Any]],
+        records: list[Any],
         proba: np.ndarray,
         pred: np.ndarray,
         event_time: datetime | None,
         t0: float,
+        columns: tuple[str, ...] | None = None,
     ) -> list[str]:
-        """Hand the scored rows to the prediction-log writer and count them; returns their new uuids."""
+        """Hand the scored rows to the prediction-log writer and count them; returns their new uuids.
+
+        `records` are feature dicts, or value rows in `columns` order.
+        """
         now = time.time()
         latency = (time.perf_counter() - t0) * 1000.0
         event = event_time if event_time is not None else now
-        ids = uuid4_strings(len(records))
+        ids = uuid7_strings(len(records))
         batch = PredictionBatch(
-            now, event, loaded.name, loaded.version, latency, ids, records, proba.tolist(), pred.tolist()
+            now, event, loaded.name, loaded.version, latency, ids, records, proba.tolist(), pred.tolist(), columns
         )
         self.writer.submit(batch)
-        self.metrics.predictions.labels(loaded.version).inc(len(records))
+        self.metrics.scored(loaded.version, len(records))
         return ids

@@ -9,6 +9,7 @@ access key lives in `settings.access_key_file` (mode 0600) and is never printed 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -166,6 +167,9 @@ def serve(settings: Settings, *, no_auth: bool = False, watch_seconds: float | N
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
+    # What is loaded now (FastAPI, pydantic, MLflow, the model) lives as long as the server: out of
+    # the collector's sight, a collection triggered by a batch request's objects does not walk it.
+    gc.freeze()
     save_state(settings, state)
     log.info(
         "serving %s v%s at %s (auth %s)", holder.current.name, holder.current.version, state.url,

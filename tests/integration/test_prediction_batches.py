@@ -70,3 +70,16 @@ def test_the_writer_process_takes_batches_and_rows(tmp_path: Path) -> None:
     finally:
         writer.close()
     assert store.count_predictions() == 7
+
+
+def test_value_rows_write_what_mappings_write(tmp_path: Path) -> None:
+    """The fast path's hand-off (values in `columns` order) gives the rows a mapping per row gives,
+    with json's text for every value (floats, non-ASCII text, huge integers fall back per row)."""
+    names = tuple(RECORD)
+    odd = [{**RECORD, "age": 41.0}, {**RECORD, "job": "ménagère"}, {**RECORD, "balance": 2**70}, {**RECORD}]
+    batches = [batch(NOW, n=3), batch(NOW, n=4, start=10)._replace(features=odd)]
+    as_values = [b._replace(features=[[f[c] for c in names] for f in b.features], columns=names) for b in batches]
+    by_maps, by_values = (MetricsStore(f"sqlite:///{tmp_path / name}.db") for name in ("maps", "values"))
+    insert_rows(by_maps, db_rows(batches))
+    insert_rows(by_values, db_rows(as_values))
+    assert table(by_values) == table(by_maps) and len(table(by_maps)) == 7

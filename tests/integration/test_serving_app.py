@@ -436,6 +436,8 @@ def test_the_fast_path_answers_what_the_routes_answer(
         ("/predict", {"request": {**records[0], "y": "yes"}, "accessKey": KEY}),
         ("/invocations", {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}),
         ("/invocations", {"dataframe_records": records}),
+        ("/invocations", {"dataframe_split": {"columns": [*records[0], "y"], "data": [[*records[0].values(), "no"]]}}),
+        ("/predict", {"request": {**records[0], "job": "astronaut"}}),
     ]
     store = MetricsStore(served.metrics_db_url)
     for path, body in bodies:
@@ -452,6 +454,15 @@ def test_the_fast_path_answers_what_the_routes_answer(
         strip = [{k: v for k, v in p.items() if k != "uuid"} for p in fast.json()["predictions"]]
         assert strip == [{k: v for k, v in p.items() if k != "uuid"} for p in routed.json()["predictions"]]
         assert fast.headers["content-type"] == routed.headers["content-type"]
+        # the same log rows, down to the feature text, whether the columnar check or pydantic took the body
+        client.app.state.writer.flush()
+        n = len(strip)
+        with store.engine.connect() as conn:
+            logged = conn.exec_driver_sql(
+                "SELECT features, probability, prediction, model_version FROM predictions ORDER BY rowid DESC LIMIT ?",
+                (2 * n,),
+            ).all()
+        assert logged[n:] == logged[:n], path
         if path == "/predict":
             client.app.state.writer.flush()
             log = store.read_predictions().set_index("uuid")
