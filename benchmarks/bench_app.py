@@ -54,7 +54,7 @@ from lib.features import RAW_COLUMNS, TARGET, labels_to_int, pandas_dtypes
 from lib.jobs import run_chain
 from lib.logs import setup_logging
 from lib.metrics_store import MetricsStore
-from lib.serving.prediction_log import PredictionRow
+from lib.serving.log_rows import PredictionRow
 from lib.tracking import configure_mlflow
 
 VENDOR_ZIP = PROJECT_ROOT / "data" / "vendor" / "bank.zip"

@@ -86,7 +86,7 @@ class MetricsStoreError(RuntimeError):
 
 
 class LogRow(Protocol):
-    """A prediction as the writer hands it over (`lib.serving.prediction_log.PredictionRow`)."""
+    """A prediction as the writer hands it over (`lib.serving.log_rows.PredictionRow`)."""
 
     def as_db(self) -> dict[str, Any]:
         """The row as the predictions table's column values."""

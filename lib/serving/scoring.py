@@ -20,7 +20,8 @@ from lib.features import TARGET
 from lib.serving import schemas
 from lib.serving.columnar import Accepted
 from lib.serving.loader import LoadedModel
-from lib.serving.prediction_log import PredictionBatch, PredictionWriter
+from lib.serving.log_rows import PredictionBatch
+from lib.serving.prediction_log import PredictionWriter
 from lib.serving.prometheus import Metrics
 
 

@@ -22,7 +22,7 @@ from lib.config import PROJECT_ROOT, Settings
 from lib.features import RAW_COLUMNS, TARGET, labels_to_int
 from lib.metrics_store import MetricsStore
 from lib.notebooks import execute_notebook
-from lib.serving.prediction_log import PredictionRow
+from lib.serving.log_rows import PredictionRow
 from lib.simulation import flip_labels, flip_schedule
 from lib.tracking import configure_mlflow
 

@@ -14,7 +14,7 @@ import pytest
 
 from lib.metrics_store import AGGREGATE_COLUMNS, MetricsStore, MetricsStoreError
 from lib.monitoring.performance import performance_by_window, summarize
-from lib.serving.prediction_log import PredictionRow
+from lib.serving.log_rows import PredictionRow
 
 pytestmark = pytest.mark.integration  # a SQLite file
 

@@ -20,7 +20,8 @@ from lib.metrics_store import (
     metadata,
     predictions,
 )
-from lib.serving.prediction_log import PredictionRow, PredictionWriter
+from lib.serving.log_rows import PredictionRow
+from lib.serving.prediction_log import PredictionWriter
 
 pytestmark = pytest.mark.integration  # a SQLite file and the writer process
 

@@ -19,7 +19,7 @@ from lib.config import PROJECT_ROOT, Settings
 from lib.features import RAW_COLUMNS, TARGET
 from lib.metrics_store import MetricsStore
 from lib.monitoring.exporter import build_registry
-from lib.serving.prediction_log import PredictionRow
+from lib.serving.log_rows import PredictionRow
 from tests.integration.test_dashboard_notebook import PER_VERSION, env_for, fill_log
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # registered models, a logged week, a subprocess

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from lib.metrics_store import MetricsStore
-from lib.serving.prediction_log import PredictionBatch, PredictionRow, PredictionWriter, db_rows, insert_rows
+from lib.serving.log_rows import PredictionBatch, PredictionRow, db_rows, insert_rows
+from lib.serving.prediction_log import PredictionWriter
 
 pytestmark = pytest.mark.integration  # SQLite files and the writer process
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lib.serving.prediction_log import features_json
+from lib.serving.log_rows import features_json
 
 RECORD = {"age": 41, "job": "technician", "marital": "married", "education": "secondary", "default": "no",
           "balance": 1270, "housing": "yes", "loan": "no", "contact": "cellular", "day": 5, "month": "may",
