@@ -10,8 +10,7 @@ The table has no customer id (the UCI data has none), so the call list keys rows
 `customer_key` = 24 hex digits of Spark's `xxhash64` and `hash` over the raw columns (in
 `RAW_COLUMNS` order; `row_hash`), `-`, and the occurrence number among identical rows (a
 bootstrapped batch can repeat a row; identical rows are interchangeable, so numbering them is
-deterministic). The table is append-only,
-so a customer keeps the same key in every later snapshot.
+deterministic). The table is append-only, so a customer keeps the same key in every later snapshot.
 
 One pass over the table: the hash is computed in the same stage that scores, and only
 (hash, probability) pairs go on (a big model on a table read as fewer splits than there are cores,
