@@ -104,17 +104,59 @@ class SourceTable:
 def read_source(
     spark: SparkSession, settings: Settings, champion: ChampionModel, snapshot_id: int | None = None
 ) -> SourceTable:
-    """The table at `snapshot_id` (current when None); refuses a model/table mismatch and an empty table."""
+    """The table at `snapshot_id` (current when None); refuses a model/table mismatch and an empty table.
+
+    The snapshot and its row count come from the Iceberg metadata when pyiceberg reads the catalog
+    (`_snapshot_rows`): no Spark job lists the snapshots or counts the rows. Otherwise Spark does both.
+    """
     from lib.lake import current_snapshot_id, read_table
 
-    source = snapshot_id if snapshot_id is not None else current_snapshot_id(spark, settings)
-    table = read_table(spark, settings, snapshot_id=source)
+    known = _snapshot_rows(settings, snapshot_id)
+    if known is None:
+        source = snapshot_id if snapshot_id is not None else current_snapshot_id(spark, settings)
+        table = read_table(spark, settings, snapshot_id=source)
+        rows = None
+    else:
+        source, rows = known
+        spark.sql(f"REFRESH TABLE {settings.table_ident}")  # a session opened earlier must see this snapshot
+        table = spark.read.format("iceberg").option("snapshot-id", str(source)).load(settings.table_ident)
     where = f"{settings.table_ident} at snapshot {source}"
     check_features(table, champion.columns, where, champion.info.version)
-    rows = table.count()
+    rows = table.count() if rows is None else rows
     if rows == 0:
         raise ScoringError(f"{where} has no rows: load it (01_write_to_dl.py) or append customers (05_newbatch.py)")
     return SourceTable(frame=table, snapshot_id=int(source), rows=rows)
+
+
+def _snapshot_rows(settings: Settings, snapshot_id: int | None) -> tuple[int, int | None] | None:
+    """(snapshot id, rows) from the table's metadata, read by pyiceberg; None when Spark must answer.
+
+    The rows are the snapshot summary's `total-records` when it has no delete files (else None:
+    Spark counts). None for a catalog pyiceberg does not read here (hive) or a table it cannot open:
+    Spark's read then reports what is wrong.
+    """
+    from pyiceberg.exceptions import NoSuchTableError
+
+    from lib.lake import PYICEBERG_READ_CATALOGS, LakeError, open_table
+
+    if settings.catalog_type not in PYICEBERG_READ_CATALOGS:
+        return None
+    try:
+        table = open_table(settings)
+    except (OSError, NoSuchTableError, LakeError):
+        return None
+    snap = table.snapshot_by_id(snapshot_id) if snapshot_id is not None else table.current_snapshot()
+    if snap is None:
+        if snapshot_id is None:
+            raise LakeError(f"table {settings.table_ident} has no snapshot yet")
+        raise LakeError(
+            f"snapshot {snapshot_id} not found in {settings.table_ident}: list them with `python -m lib.lake snapshots`"
+        )
+    summary = snap.summary.additional_properties if snap.summary is not None else {}
+    deletes = [summary.get(k, "0") for k in ("total-delete-files", "total-position-deletes", "total-equality-deletes")]
+    rows = summary.get("total-records")
+    exact = rows is not None and all(d == "0" for d in deletes)
+    return int(snap.snapshot_id), int(rows) if exact else None
 
 
 def score_customers(
@@ -145,27 +187,51 @@ def run_batch_scoring(
     csv_path: Path | None = None,
 ) -> ScoringResult:
     """Step 10: champion → economics (cut-off) → the scored, ranked call list → optional CSV of its top."""
-    from lib.lake import spark_session
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lib.lake import LakeError, spark_session
 
     start = time.perf_counter()
-    champion = load_champion(settings)
-    log.info("model      : %s v%s (champion) loaded", champion.info.name, champion.info.version)
-    with spark_session(settings) as spark:
-        source = read_source(spark, settings, champion, snapshot_id)
-        log.info("table      : %s @ snapshot %s, %s rows", settings.table_ident, source.snapshot_id, f"{source.rows:,}")
-        log.info("economics  : scoring the held-out rows for the cut-off ...")
-        report, holdout_snapshot = campaign_economics(spark, settings, champion, economics)
-        log.info("scoring    : %s rows on %s ...", f"{source.rows:,}", spark.sparkContext.master)
-        scoring_start = time.perf_counter()
-        list_snapshot = score_customers(spark, settings, champion, source, report.cutoff.threshold, economics)
-        scoring_seconds = time.perf_counter() - scoring_start
-        log.info("logging    : economics to MLflow, tag %s on v%s", THRESHOLD_TAG, champion.info.version)
-        # after the commit: the tag never names a cut-off whose call list failed to be written
-        log_economics(settings, champion.info, report, holdout_snapshot)
-        served_threshold = _refresh_server(settings, champion.info.version)
-        called = read_call_list(spark, settings, list_snapshot)
-        to_call = called.where("decision = 1").count()
-        exported = export_top(spark, settings, list_snapshot, top, csv_path) if csv_path is not None else 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="champion") as pool:
+        # MLflow's import and the model's load (seconds) run while the JVM starts; the thread touches no Spark
+        loading = pool.submit(load_champion, settings)
+        try:
+            with spark_session(settings) as spark:
+                champion = loading.result()
+                log.info("model      : %s v%s (champion) loaded", champion.info.name, champion.info.version)
+                return _score_and_log(spark, settings, champion, economics, snapshot_id, top, csv_path, start)
+        except LakeError:
+            loading.result()  # a missing champion is the first thing to fix: its error wins
+            raise
+
+
+def _score_and_log(
+    spark: SparkSession,
+    settings: Settings,
+    champion: ChampionModel,
+    economics: CampaignEconomics,
+    snapshot_id: int | None,
+    top: int | None,
+    csv_path: Path | None,
+    start: float,
+) -> ScoringResult:
+    """Step 10 once the champion is loaded and Spark runs: source, economics, call list, MLflow, CSV."""
+    source = read_source(spark, settings, champion, snapshot_id)
+    log.info("table      : %s @ snapshot %s, %s rows", settings.table_ident, source.snapshot_id, f"{source.rows:,}")
+    log.info("economics  : scoring the held-out rows for the cut-off ...")
+    # None: the lake picks the engine (pyiceberg, no Spark job, for a table of pandas size)
+    report, holdout_snapshot = campaign_economics(None, settings, champion, economics)
+    log.info("scoring    : %s rows on %s ...", f"{source.rows:,}", spark.sparkContext.master)
+    scoring_start = time.perf_counter()
+    list_snapshot = score_customers(spark, settings, champion, source, report.cutoff.threshold, economics)
+    scoring_seconds = time.perf_counter() - scoring_start
+    log.info("logging    : economics to MLflow, tag %s on v%s", THRESHOLD_TAG, champion.info.version)
+    # after the commit: the tag never names a cut-off whose call list failed to be written
+    log_economics(settings, champion.info, report, holdout_snapshot)
+    served_threshold = _refresh_server(settings, champion.info.version)
+    called = read_call_list(spark, settings, list_snapshot)
+    to_call = called.where("decision = 1").count()
+    exported = export_top(spark, settings, list_snapshot, top, csv_path) if csv_path is not None else 0
     return ScoringResult(
         table=settings.table_ident,
         source_snapshot_id=source.snapshot_id,

@@ -33,9 +33,12 @@ GAINS_PNG = "gains.png"
 
 
 def campaign_economics(
-    spark: SparkSession, settings: Settings, champion: ChampionModel, economics: CampaignEconomics
+    spark: SparkSession | None, settings: Settings, champion: ChampionModel, economics: CampaignEconomics
 ) -> tuple[EconomicsReport, int]:
-    """Cut-off, lift/gains and profit of the champion on rows it did not train on; returns (report, their snapshot)."""
+    """Cut-off, lift/gains and profit of the champion on rows it did not train on; returns (report, their snapshot).
+
+    With `spark` None the lake picks the engine: pyiceberg (no Spark job) for a table of pandas size.
+    """
     from lib.registry import holdout_rows
 
     holdout = holdout_rows(spark, settings, [champion.info])

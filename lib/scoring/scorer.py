@@ -7,15 +7,15 @@ executors and no row pays for a model load. The categories are encoded in Spark 
 codes), so the workers get a numeric matrix and no strings; the booster call is BankModel's.
 
 The table has no customer id (the UCI data has none), so the call list keys rows by content:
-`customer_key` = the first 20 hex digits of SHA-256 over the raw columns (in `RAW_COLUMNS`
-order), `-`, and the occurrence number among identical rows (a bootstrapped batch can repeat a row;
-identical rows are interchangeable, so numbering them is deterministic). The table is append-only,
-so a customer keeps the same key in every later snapshot.
+`customer_key` = 24 hex digits of Spark's `xxhash64` and `hash` over the raw columns (in
+`RAW_COLUMNS` order; `row_hash`), `-`, and the occurrence number among identical rows (a
+bootstrapped batch can repeat a row; identical rows are interchangeable, so numbering them is
+deterministic). The table is append-only, so a customer keeps the same key in every later snapshot.
 
 One pass over the table: the hash is computed in the same stage that scores, and only
 (hash, probability) pairs go on (a big model on a table read as fewer splits than there are cores,
 e.g. one file, is spread round-robin first so that every core scores). The pairs, not the table,
-are then numbered (a shuffle by hash) and ranked (a window over the probability).
+are then numbered and ranked by one window over (probability, hash).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from lib.registry import VersionInfo
 
 SPREAD_MIN_ROW_TREES = 50_000_000  # rows × trees: ~1 s of one core walking trees, more than a small shuffle
-_KEY_HEX = 20
 
 
 # --- the model, on the driver and on the executors ---------------------------------------------------
@@ -141,11 +140,23 @@ def encoded_columns(columns: tuple[str, ...]) -> list[Column]:
 
 
 def row_hash(table: DataFrame) -> Column:
-    """The first 20 hex digits of SHA-256 over the raw columns: the content part of `customer_key`."""
+    """24 hex digits of two of Spark's native hashes over the raw columns: the content part of `customer_key`.
+
+    Spark's `xxhash64` (64 bits) and `hash` (Murmur3, 32 bits), both seeded 42, over the typed raw
+    columns in `RAW_COLUMNS` order plus a mask of which are null (both hashes skip a null). They run
+    in the JVM on the values as stored, with no string casts: ~5x cheaper than SHA-256 over the
+    columns cast to strings. Both are Spark's bucketing hashes, fixed across Spark versions.
+    """
+    from functools import reduce
+    from operator import add
+
     from pyspark.sql import functions as F
 
-    parts = [F.coalesce(F.col(c).cast("string"), F.lit("\u0000")) for c in RAW_COLUMNS if c in table.columns]
-    return F.substring(F.sha2(F.concat_ws("\u001f", *parts), 256), 1, _KEY_HEX)
+    columns = [F.col(c) for c in RAW_COLUMNS if c in table.columns]
+    nulls = reduce(add, [c.isNull().cast("int") * (1 << i) for i, c in enumerate(columns)])
+    high = F.lpad(F.hex(F.xxhash64(*columns, nulls)), 16, "0")  # hex of a long: two's complement, 16 digits
+    low = F.lpad(F.hex(F.hash(*columns, nulls).cast("long").bitwiseAND(F.lit(0xFFFFFFFF))), 8, "0")
+    return F.lower(F.concat(high, low))
 
 
 def _numbered_key(frame: DataFrame) -> Column:
@@ -187,17 +198,24 @@ def score_pairs(spark: SparkSession, table: DataFrame, champion: ChampionModel, 
 
 
 def ranked_call_list(pairs: DataFrame) -> DataFrame:
-    """(customer_key, probability, rank) from the scored pairs: duplicates numbered, then ranked, by Spark windows.
+    """(customer_key, probability, rank) from the scored pairs, in ONE window (one sort) over the probability.
 
-    Ranking the pairs on the driver instead (collect, sort in pandas, send back) measured slower
-    at 20,000 and at 200,000 rows (BENCHMARKS.md), so Spark does it at every size.
+    Identical rows have the same hash and the same probability, so ordered by (probability desc,
+    hash) they are neighbours: a row's occurrence among them is its row number minus the rank of
+    its (probability, hash) group, the number `with_customer_key` gives them. This needs no shuffle
+    by hash (about half the ranking's time at 200,000 rows). Two different rows would share a key
+    only if their 96-bit hashes collided and their probabilities differed: odds about n²/2⁹⁷, one in
+    10¹⁵ at 10 million rows. Ranking on the driver (collect, sort in pandas, send back) measured
+    slower at 20,000 and at 200,000 rows (BENCHMARKS.md), so Spark ranks at every size.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    keyed = pairs.select(_numbered_key(pairs).alias(KEY), "probability")
-    ranking = Window.orderBy(F.col("probability").desc(), F.col(KEY).asc())
-    return keyed.withColumn("rank", F.row_number().over(ranking))
+    ranking = Window.orderBy(F.col("probability").desc(), F.col(ROW_HASH).asc())
+    position = F.row_number().over(ranking)
+    occurrence = position - F.rank().over(ranking)
+    key = F.concat_ws("-", ROW_HASH, occurrence.cast("string"))
+    return pairs.select(key.alias(KEY), "probability", position.alias("rank"))
 
 
 def build_call_list(

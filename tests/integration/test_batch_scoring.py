@@ -79,6 +79,7 @@ def test_call_list_ranks_every_customer_and_sets_the_cutoff_tag(
     listed = read_call_list(spark, settings).toPandas().sort_values("rank").reset_index(drop=True)
     assert tuple(listed.columns) == CALL_LIST_COLUMNS
     assert len(listed) == len(bank_sample) and listed["customer_key"].is_unique
+    assert listed["customer_key"].str.fullmatch(r"[0-9a-f]{24}-\d+").all()  # 96 bits of hash, the occurrence
     assert listed["rank"].tolist() == list(range(1, len(listed) + 1))
     assert listed["expected_profit"].is_monotonic_decreasing and listed["probability"].is_monotonic_decreasing
     assert np.allclose(listed["expected_profit"], listed["probability"] * 60 - 4)
@@ -148,11 +149,13 @@ def test_the_one_pass_scorer_keys_and_scores_like_the_reference(spark, champion_
     champion = load_champion(settings)
     snapshot = lake.current_snapshot_id(spark, settings)
     table = lake.read_table(spark, settings, snapshot_id=snapshot)
+    table = table.unionByName(table.orderBy(*RAW_COLUMNS).limit(5))  # 5 repeated rows: keys <hash>-0 and <hash>-1
     rows = table.count()
     listed = build_call_list(spark, table, champion, snapshot, rows, 0.2, CampaignEconomics(5, 100)).toPandas()
     assert sorted(listed["rank"]) == list(range(1, rows + 1))
     keyed = with_customer_key(table).toPandas()
-    assert set(keyed["customer_key"]) == set(listed["customer_key"])
+    assert set(keyed["customer_key"]) == set(listed["customer_key"]) and listed["customer_key"].is_unique
+    assert listed["customer_key"].str.endswith("-1").sum() >= 5
     expected = keyed.assign(expected=champion.model.predict(None, keyed)["probability"].to_numpy())
     merged = expected.merge(listed, on="customer_key")
     assert len(merged) == rows and np.allclose(merged["expected"], merged["probability"], atol=1e-7)
