@@ -131,6 +131,15 @@ def _build(booster: xgb.Booster, libpath: Path, tl2cgen: Any, treelite: Any) -> 
         os.replace(built, libpath)
 
 
+def lowest_priority_thread() -> None:
+    """Give the calling thread, and the processes it starts (gcc), the lowest CPU priority.
+
+    On Linux a nice value belongs to a thread and a child inherits its parent thread's, so only the
+    compiler thread and its gcc yield to everything else; elsewhere this lowers the whole process.
+    """
+    os.setpriority(os.PRIO_PROCESS, 0, 19)
+
+
 def compile_forest(raw: bytes, features: FeatureSet, cache_dir: Path) -> CompiledForest:
     """Compile (or take from the cache) the booster saved as `raw` UBJSON and check it against XGBoost.
 

@@ -29,7 +29,7 @@ from lib.features import CATEGORIES, NUMERIC_RANGES, FeatureSet, encode_records
 from lib.metrics import DEFAULT_THRESHOLD
 from lib.model import BankModel
 from lib.registry import CHAMPION, VersionInfo, get_alias
-from lib.serving.compiled import CompiledForest, CompileError, compile_forest
+from lib.serving.compiled import CompiledForest, CompileError, compile_forest, lowest_priority_thread
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,13 @@ class ModelHolder:
             return old, new
 
     def _compile(self, loaded: LoadedModel, raw: bytearray) -> None:
-        """Build the compiled forest for `loaded` and switch to it if that version is still served."""
+        """Build the compiled forest for `loaded` and switch to it if that version is still served.
+
+        The compile runs at the lowest CPU priority: building a big forest keeps gcc busy for a
+        minute, and on 2 cores it would otherwise slow the requests and the jobs (a retrain, 10's
+        scoring) sharing them; XGBoost serves until the compiled forest is ready.
+        """
+        lowest_priority_thread()
         try:
             forest = compile_forest(bytes(raw), loaded.features, self.settings.run_dir / "compiled")
         except CompileError as exc:

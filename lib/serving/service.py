@@ -245,5 +245,18 @@ def stop(settings: Settings, timeout: float = 20.0) -> int | None:
         os.kill(state.pid, signal.SIGKILL)
         while pid_alive(state.pid):
             time.sleep(0.05)
+    stop_leftovers(state.pid)
     clear_state(settings, state.pid)
     return state.pid
+
+
+def stop_leftovers(pgid: int) -> None:
+    """Stop what a stopped server left running in its process group (a forest compile's gcc).
+
+    The detached server leads its own session, so its children share its process group; a compile
+    still running when the server exits would otherwise go on for minutes as an orphan.
+    """
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return  # the usual case: nothing of the group is left

@@ -110,3 +110,23 @@ def test_the_holder_switches_to_the_compiled_forest(registered_model: tuple[Sett
     assert again.wait_compiled() is True
     assert again.current is not None and again.current.forest is not None
     assert again.current.forest.libpath == after.forest.libpath  # type: ignore[union-attr]
+
+
+def test_the_compiler_thread_and_its_gcc_run_at_the_lowest_priority_alone() -> None:
+    import os
+    import subprocess
+    import threading
+
+    seen: dict[str, int] = {}
+
+    def compiler_like() -> None:
+        compiled.lowest_priority_thread()
+        seen["thread"] = os.getpriority(os.PRIO_PROCESS, 0)
+        child = subprocess.run(["sh", "-c", "ps -o ni= -p $$"], capture_output=True, text=True, check=True)
+        seen["child"] = int(child.stdout.strip())
+
+    worker = threading.Thread(target=compiler_like)
+    worker.start()
+    worker.join()
+    assert seen == {"thread": 19, "child": 19}
+    assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the server's other threads keep their priority

@@ -180,3 +180,31 @@ def test_deploy_redeploy_rollback_under_load(spark, lifecycle: Settings, train_r
     logged = logged[logged["model_name"] == s.model_name]
     assert len(logged) == sum(traffic.versions.values()) + len(records)  # flushed on shutdown, none lost
     assert set(logged["model_version"]) == {v1, v2, v4}
+
+
+def test_stop_ends_what_the_server_left_in_its_process_group() -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from lib.serving.service import stop_leftovers
+
+    # A group leader (the server) that started a long child (a compile) and died without it.
+    leader = subprocess.Popen(["sh", "-c", "sleep 60 & echo $!; wait"], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)  # fmt: skip
+    orphan = int(leader.stdout.readline())
+    os.kill(leader.pid, signal.SIGKILL)
+    leader.wait()
+    os.kill(orphan, 0)  # still running
+    stop_leftovers(leader.pid)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(orphan, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"pid {orphan} outlived stop_leftovers")
+    stop_leftovers(leader.pid)  # nothing left: no error
