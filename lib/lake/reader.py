@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lib.config import ConfigError, Settings, sqlalchemy_catalog_url
 from lib.lake.types import LakeError, Snapshot
 
 if TYPE_CHECKING:
     import pandas as pd
+    from pyiceberg.table import Table
 
 
 def _hadoop_table_dir(settings: Settings) -> Path:
@@ -107,12 +108,8 @@ def _snapshot(s, current_id: int | None) -> Snapshot:  # s: a pyiceberg Snapshot
     )
 
 
-def snapshot_and_rows(settings: Settings, snapshot_id: int | None = None) -> tuple[Snapshot, pd.DataFrame]:
-    """The snapshot (`snapshot_id`, else the current one) and its rows as pandas, read in one table load.
-
-    The JVM-free twin of Spark's `get_snapshot` + `read_table`, same errors, same rows.
-    """
-    table = open_table(settings)
+def table_snapshot(settings: Settings, table: Table, snapshot_id: int | None = None) -> Any:
+    """The pyiceberg snapshot `snapshot_id` (else the current one); a LakeError naming what is missing."""
     snap = table.snapshot_by_id(snapshot_id) if snapshot_id is not None else table.current_snapshot()
     if snap is None:
         if snapshot_id is None:
@@ -120,6 +117,16 @@ def snapshot_and_rows(settings: Settings, snapshot_id: int | None = None) -> tup
         raise LakeError(
             f"snapshot {snapshot_id} not found in {settings.table_ident}: list them with `python -m lib.lake snapshots`"
         )
+    return snap
+
+
+def snapshot_and_rows(settings: Settings, snapshot_id: int | None = None) -> tuple[Snapshot, pd.DataFrame]:
+    """The snapshot (`snapshot_id`, else the current one) and its rows as pandas, read in one table load.
+
+    The JVM-free twin of Spark's `get_snapshot` + `read_table`, same errors, same rows.
+    """
+    table = open_table(settings)
+    snap = table_snapshot(settings, table, snapshot_id)
     rows = table.scan(snapshot_id=snap.snapshot_id).to_pandas()
     return _snapshot(snap, table.metadata.current_snapshot_id), rows
 
@@ -130,6 +137,22 @@ PYICEBERG_READ_CATALOGS = ("hadoop", "rest", "jdbc")
 SPARK, PYICEBERG = "spark", "pyiceberg"
 
 
+def metadata_table(settings: Settings) -> Table | None:
+    """The table opened by pyiceberg for a metadata look-up; None when Spark must answer instead.
+
+    None for a catalog pyiceberg does not read here (hive) or a table it cannot open: Spark's own
+    read then reports what is wrong.
+    """
+    if settings.catalog_type not in PYICEBERG_READ_CATALOGS:
+        return None
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        return open_table(settings)
+    except (OSError, NoSuchTableError, LakeError):
+        return None
+
+
 def read_engine(settings: Settings, snapshot_id: int | None = None) -> str:
     """Which engine should read the table (at `snapshot_id`, else now): "pyiceberg" or "spark".
 
@@ -138,13 +161,8 @@ def read_engine(settings: Settings, snapshot_id: int | None = None) -> str:
     pandas-sized read then skips the JVM start. Spark for hive catalogs, big tables, and when the
     table cannot be opened here (Spark then reports what is wrong).
     """
-    if settings.catalog_type not in PYICEBERG_READ_CATALOGS or settings.pyiceberg_max_rows <= 0:
-        return SPARK
-    from pyiceberg.exceptions import NoSuchTableError
-
-    try:
-        table = open_table(settings)
-    except (OSError, NoSuchTableError, LakeError):
+    table = metadata_table(settings) if settings.pyiceberg_max_rows > 0 else None
+    if table is None:
         return SPARK
     snap = table.snapshot_by_id(snapshot_id) if snapshot_id is not None else table.current_snapshot()
     if snap is None or snap.summary is None:

@@ -132,26 +132,14 @@ def _snapshot_rows(settings: Settings, snapshot_id: int | None) -> tuple[int, in
     """(snapshot id, rows) from the table's metadata, read by pyiceberg; None when Spark must answer.
 
     The rows are the snapshot summary's `total-records` when it has no delete files (else None:
-    Spark counts). None for a catalog pyiceberg does not read here (hive) or a table it cannot open:
-    Spark's read then reports what is wrong.
+    Spark counts). None where `lib.lake.reader.metadata_table` leaves the answer to Spark.
     """
-    from pyiceberg.exceptions import NoSuchTableError
+    from lib.lake.reader import metadata_table, table_snapshot
 
-    from lib.lake import PYICEBERG_READ_CATALOGS, LakeError, open_table
-
-    if settings.catalog_type not in PYICEBERG_READ_CATALOGS:
+    table = metadata_table(settings)
+    if table is None:
         return None
-    try:
-        table = open_table(settings)
-    except (OSError, NoSuchTableError, LakeError):
-        return None
-    snap = table.snapshot_by_id(snapshot_id) if snapshot_id is not None else table.current_snapshot()
-    if snap is None:
-        if snapshot_id is None:
-            raise LakeError(f"table {settings.table_ident} has no snapshot yet")
-        raise LakeError(
-            f"snapshot {snapshot_id} not found in {settings.table_ident}: list them with `python -m lib.lake snapshots`"
-        )
+    snap = table_snapshot(settings, table, snapshot_id)
     summary = snap.summary.additional_properties if snap.summary is not None else {}
     deletes = [summary.get(k, "0") for k in ("total-delete-files", "total-position-deletes", "total-equality-deletes")]
     rows = summary.get("total-records")
