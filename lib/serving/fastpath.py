@@ -29,7 +29,7 @@ from starlette.responses import Response
 
 from lib.features import FeatureSet
 from lib.serving.columnar import BodyChecker
-from lib.serving.middleware import T0_KEY, ASGIApp, Message, Receive, Scope, Send, header_key, key_matches
+from lib.serving.middleware import T0_KEY, ASGIApp, Message, Receive, Scope, Send, header_key, key_matches, payload_key
 from lib.serving.prometheus import Metrics
 from lib.serving.routes.scoring import invocations_answer, predict_answer
 from lib.serving.schemas import Schemas
@@ -125,8 +125,7 @@ class FastPathMiddleware:
         if self.key is not None:
             given = header_key(scope)
             if given is None:
-                key = data.get("accessKey") if isinstance(data, dict) else None
-                given = key.encode("utf-8", "surrogatepass") if isinstance(key, str) else None
+                given = payload_key(data)
             if not key_matches(given, self.key):
                 return None
         state = self.root.state

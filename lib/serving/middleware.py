@@ -35,6 +35,12 @@ def header_key(scope: Scope) -> bytes | None:
     return None
 
 
+def payload_key(data: Any) -> bytes | None:
+    """The access key of a parsed JSON body's `accessKey` field (the CML payload); None without one."""
+    key = data.get("accessKey") if isinstance(data, dict) else None
+    return key.encode("utf-8", "surrogatepass") if isinstance(key, str) else None
+
+
 def key_matches(given: bytes | None, key: bytes) -> bool:
     """Whether a request's key is the server's (in constant time)."""
     return given is not None and secrets.compare_digest(given, key)
@@ -91,8 +97,7 @@ class GuardMiddleware:
             data = json.loads(body)
         except (ValueError, RecursionError):
             return None
-        key = data.get("accessKey") if isinstance(data, dict) else None
-        return key.encode("utf-8", "surrogatepass") if isinstance(key, str) else None
+        return payload_key(data)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse oversized bodies (413) and, on protected paths, a missing or wrong key (401)."""
