@@ -41,6 +41,7 @@ from lib.lake.tables import (
     get_snapshot,
     list_snapshots,
     read_added,
+    read_known_snapshot,
     read_table,
     require_table,
     rollback,
@@ -52,6 +53,6 @@ __all__ = [
     "ICEBERG_MAVEN", "PYICEBERG_CATALOGS", "PYICEBERG_READ_CATALOGS", "LakeError", "Snapshot", "_catalog_conf",
     "_pyiceberg_catalog", "append", "create_or_replace", "current_snapshot_id", "ensure_java", "format_snapshots",
     "get_snapshot", "get_spark", "iceberg_jar", "list_snapshots", "open_table", "pyiceberg_catalog_props",
-    "read_added", "read_engine", "read_pandas", "read_snapshots", "read_table", "require_table", "rollback",
-    "spark_conf", "spark_session", "table_exists",
+    "read_added", "read_engine", "read_known_snapshot", "read_pandas", "read_snapshots", "read_table",
+    "require_table", "rollback", "spark_conf", "spark_session", "table_exists",
 ]  # fmt: skip

@@ -118,6 +118,15 @@ def read_table(spark: SparkSession, settings: Settings, snapshot_id: int | None 
     return reader.load(settings.table_ident)
 
 
+def read_known_snapshot(spark: SparkSession, settings: Settings, snapshot_id: int) -> DataFrame:
+    """The table at a snapshot already found in its metadata (by pyiceberg): no Spark job looks it up.
+
+    Refreshed first: a session opened earlier must see a snapshot another process committed.
+    """
+    _refresh(spark, settings)
+    return spark.read.format("iceberg").option("snapshot-id", str(snapshot_id)).load(settings.table_ident)
+
+
 def read_added(spark: SparkSession, settings: Settings, start_id: int, end_id: int) -> DataFrame:
     """Rows appended after snapshot `start_id` up to and including `end_id`."""
     require_table(spark, settings)

@@ -109,7 +109,7 @@ def read_source(
     The snapshot and its row count come from the Iceberg metadata when pyiceberg reads the catalog
     (`_snapshot_rows`): no Spark job lists the snapshots or counts the rows. Otherwise Spark does both.
     """
-    from lib.lake import current_snapshot_id, read_table
+    from lib.lake import current_snapshot_id, read_known_snapshot, read_table
 
     known = _snapshot_rows(settings, snapshot_id)
     if known is None:
@@ -118,8 +118,7 @@ def read_source(
         rows = None
     else:
         source, rows = known
-        spark.sql(f"REFRESH TABLE {settings.table_ident}")  # a session opened earlier must see this snapshot
-        table = spark.read.format("iceberg").option("snapshot-id", str(source)).load(settings.table_ident)
+        table = read_known_snapshot(spark, settings, source)
     where = f"{settings.table_ident} at snapshot {source}"
     check_features(table, champion.columns, where, champion.info.version)
     rows = table.count() if rows is None else rows
